@@ -1,0 +1,365 @@
+using MLNetCompress.Onnx.Proto;
+
+namespace MLNetCompress.Onnx;
+
+/// <summary>
+/// One graph of a model — the main graph or an If/Loop/Scan body — with producer, consumer and
+/// constant indexes that every edit keeps current, so passes never rescan the graph per node.
+/// </summary>
+public sealed class GraphScope
+{
+    private readonly Dictionary<string, NodeProto> producers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<NodeProto>> consumers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TensorProto> initializers = new(StringComparer.Ordinal);
+    private readonly HashSet<string> inputNames = new(StringComparer.Ordinal);
+    private readonly List<GraphScope> children = [];
+
+    internal GraphScope(ModelGraph model, GraphProto proto, GraphScope? parent, NodeProto? ownerNode, string path)
+    {
+        Model = model; Proto = proto; Parent = parent; OwnerNode = ownerNode; Path = path;
+    }
+
+    /// <summary>The model this graph belongs to.</summary>
+    public ModelGraph Model { get; }
+
+    /// <summary>The enclosing graph, or null for the main graph.</summary>
+    public GraphScope? Parent { get; }
+
+    /// <summary>A readable path: <c>main</c>, or <c>main/NODE.then_branch</c> for a subgraph.</summary>
+    public string Path { get; }
+
+    /// <summary>The subgraphs owned by this graph's nodes.</summary>
+    public IReadOnlyList<GraphScope> Children => children;
+
+    internal GraphProto Proto { get; }
+
+    internal NodeProto? OwnerNode { get; }
+
+    /// <summary>Node count.</summary>
+    public int NodeCount => Proto.Node.Count;
+
+    internal IReadOnlyList<NodeProto> Nodes => Proto.Node;
+
+    internal IEnumerable<TensorProto> Initializers => Proto.Initializer;
+
+    /// <summary>Graph inputs that are real inputs (IR 3 models also list initializers as inputs).</summary>
+    internal IEnumerable<ValueInfoProto> RealInputs => Proto.Input.Where(i => !initializers.ContainsKey(i.Name));
+
+    // ---- index building -----------------------------------------------------------------------
+
+    internal void Rebuild()
+    {
+        producers.Clear(); consumers.Clear(); initializers.Clear(); inputNames.Clear(); children.Clear();
+        foreach (var t in Proto.Initializer) initializers[t.Name] = t;
+        foreach (var i in Proto.Input) inputNames.Add(i.Name);
+        foreach (var n in Proto.Node) Index(n);
+    }
+
+    private void Index(NodeProto n)
+    {
+        foreach (var o in n.Output)
+            if (o.Length > 0) producers[o] = n;
+        foreach (var i in ReadsOf(n))
+            AddConsumer(i, n);
+        foreach (var (attr, g) in SubgraphsOf(n))
+        {
+            var child = new GraphScope(Model, g, this, n, $"{Path}/{NodeLabel(n)}.{attr}");
+            child.Rebuild();
+            children.Add(child);
+        }
+        Model.RegisterNames(n);
+    }
+
+    private void Unindex(NodeProto n)
+    {
+        foreach (var o in n.Output)
+            if (o.Length > 0 && producers.TryGetValue(o, out var p) && ReferenceEquals(p, n)) producers.Remove(o);
+        foreach (var i in ReadsOf(n))
+            RemoveConsumer(i, n);
+        children.RemoveAll(c => ReferenceEquals(c.OwnerNode, n));
+    }
+
+    private void AddConsumer(string value, NodeProto n)
+    {
+        if (!consumers.TryGetValue(value, out var list)) consumers[value] = list = [];
+        if (!list.Contains(n)) list.Add(n);
+    }
+
+    private void RemoveConsumer(string value, NodeProto n)
+    {
+        if (consumers.TryGetValue(value, out var list))
+        {
+            list.Remove(n);
+            if (list.Count == 0) consumers.Remove(value);
+        }
+    }
+
+    /// <summary>Values a node reads: its inputs plus what its subgraphs take from this scope.</summary>
+    internal static IEnumerable<string> ReadsOf(NodeProto n)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var i in n.Input)
+            if (i.Length > 0 && seen.Add(i)) yield return i;
+        foreach (var (_, g) in SubgraphsOf(n))
+            foreach (var v in FreeValues(g))
+                if (seen.Add(v)) yield return v;
+    }
+
+    /// <summary>Values a subgraph reads from enclosing scopes.</summary>
+    internal static IEnumerable<string> FreeValues(GraphProto g)
+    {
+        var defined = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var i in g.Input) defined.Add(i.Name);
+        foreach (var t in g.Initializer) defined.Add(t.Name);
+        foreach (var s in g.SparseInitializer) if (s.Values is not null) defined.Add(s.Values.Name);
+        var free = new List<string>();
+        foreach (var n in g.Node)
+        {
+            foreach (var v in ReadsOf(n))
+                if (!defined.Contains(v)) free.Add(v);
+            foreach (var o in n.Output) defined.Add(o);
+        }
+        foreach (var o in g.Output)
+            if (!defined.Contains(o.Name)) free.Add(o.Name);
+        return free.Distinct(StringComparer.Ordinal);
+    }
+
+    internal static IEnumerable<(string Attribute, GraphProto Graph)> SubgraphsOf(NodeProto n)
+    {
+        foreach (var a in n.Attribute)
+        {
+            if (a.G is not null) yield return (a.Name, a.G);
+            for (int k = 0; k < a.Graphs.Count; k++) yield return ($"{a.Name}[{k}]", a.Graphs[k]);
+        }
+    }
+
+    internal static string NodeLabel(NodeProto n) => n.Name.Length > 0 ? n.Name : $"{n.OpType}({string.Join(",", n.Output)})";
+
+    // ---- queries ------------------------------------------------------------------------------
+
+    /// <summary>The node producing a value in this graph, or null (graph input, initializer or outer value).</summary>
+    internal NodeProto? Producer(string value) => producers.GetValueOrDefault(value);
+
+    /// <summary>The nodes of this graph that read a value (a node whose subgraph reads it counts).</summary>
+    internal IReadOnlyList<NodeProto> Consumers(string value) =>
+        consumers.TryGetValue(value, out var list) ? list : [];
+
+    /// <summary>True when a graph output of this graph is the value.</summary>
+    public bool IsGraphOutput(string value) => Proto.Output.Any(o => o.Name == value);
+
+    /// <summary>True when the value is a graph input of this graph.</summary>
+    public bool IsGraphInput(string value) => inputNames.Contains(value) && !initializers.ContainsKey(value);
+
+    internal TensorProto? Initializer(string name) => initializers.GetValueOrDefault(name);
+
+    /// <summary>The constant tensor behind a value of this graph, whether initializer or Constant node; null if not constant.</summary>
+    internal TensorProto? ConstantValue(string name)
+    {
+        if (initializers.TryGetValue(name, out var t)) return t;
+        var p = Producer(name);
+        return p is { OpType: "Constant", Domain: "" or "ai.onnx" } ? ConstantNodeTensor(p) : null;
+    }
+
+    internal static TensorProto? ConstantNodeTensor(NodeProto node)
+    {
+        foreach (var a in node.Attribute)
+        {
+            var t = a.Name switch
+            {
+                "value" => a.T,
+                "value_float" => TensorData.FromFloats(node.Output[0], [], [a.F]),
+                "value_floats" => TensorData.FromFloats(node.Output[0], [a.Floats.Count], a.Floats.ToArray()),
+                "value_int" => TensorData.FromInt64(node.Output[0], [], [a.I]),
+                "value_ints" => TensorData.FromInt64(node.Output[0], [a.Ints.Count], a.Ints.ToArray()),
+                _ => null,
+            };
+            if (t is not null) return t;
+        }
+        return null;
+    }
+
+    // ---- edits --------------------------------------------------------------------------------
+
+    /// <summary>Inserts a node at <paramref name="index"/> (default: the end) and indexes it.</summary>
+    internal void AddNode(NodeProto node, int? index = null)
+    {
+        if (index is int i) Proto.Node.Insert(i, node); else Proto.Node.Add(node);
+        Index(node);
+    }
+
+    /// <summary>Inserts a node just before another (the usual place for a node that feeds it).</summary>
+    internal void InsertBefore(NodeProto node, NodeProto before)
+    {
+        int at = Proto.Node.IndexOf(before);
+        if (at < 0) throw new InvalidOperationException($"node '{NodeLabel(before)}' is not in graph {Path}.");
+        AddNode(node, at);
+    }
+
+    /// <summary>Removes a node and its index entries.</summary>
+    internal void RemoveNode(NodeProto node)
+    {
+        if (!Proto.Node.Remove(node)) throw new InvalidOperationException($"node '{NodeLabel(node)}' is not in graph {Path}.");
+        Unindex(node);
+    }
+
+    /// <summary>Removes many nodes in one sweep of the node list.</summary>
+    internal void RemoveNodes(IReadOnlyCollection<NodeProto> nodes)
+    {
+        if (nodes.Count == 0) return;
+        var set = new HashSet<NodeProto>(nodes, ReferenceEqualityComparer.Instance);
+        var keep = Proto.Node.Where(n => !set.Contains(n)).ToList();
+        Proto.Node.Clear();
+        Proto.Node.AddRange(keep);
+        foreach (var n in set) Unindex(n);
+    }
+
+    /// <summary>Makes input <paramref name="index"/> of <paramref name="node"/> read <paramref name="value"/>.</summary>
+    internal void SetInput(NodeProto node, int index, string value)
+    {
+        string old = node.Input[index];
+        node.Input[index] = value;
+        if (old.Length > 0 && !node.Input.Contains(old)) RemoveConsumer(old, node);
+        if (value.Length > 0) AddConsumer(value, node);
+    }
+
+    /// <summary>Makes every node input that reads <paramref name="oldValue"/> read <paramref name="newValue"/> (graph outputs untouched).</summary>
+    internal void ReplaceUses(string oldValue, string newValue)
+    {
+        foreach (var n in Consumers(oldValue).ToList())
+            for (int k = 0; k < n.Input.Count; k++)
+                if (n.Input[k] == oldValue) SetInput(n, k, newValue);
+    }
+
+    /// <summary>Adds an initializer (its name must be new in the model).</summary>
+    internal void AddInitializer(TensorProto tensor)
+    {
+        Proto.Initializer.Add(tensor);
+        initializers[tensor.Name] = tensor;
+        Model.RegisterName(tensor.Name);
+    }
+
+    /// <summary>Removes an initializer, and its graph-input entry in IR 3 models.</summary>
+    internal void RemoveInitializer(string name)
+    {
+        if (!initializers.Remove(name, out var t)) return;
+        Proto.Initializer.Remove(t);
+        var input = Proto.Input.FirstOrDefault(i => i.Name == name);
+        if (input is not null) { Proto.Input.Remove(input); inputNames.Remove(name); }
+    }
+
+    /// <summary>Replaces the payload of a constant (initializer or Constant node) keeping its name.</summary>
+    internal void ReplaceConstant(string name, TensorProto tensor)
+    {
+        tensor.Name = name;
+        if (initializers.TryGetValue(name, out var old))
+        {
+            int at = Proto.Initializer.IndexOf(old);
+            Proto.Initializer[at] = tensor;
+            initializers[name] = tensor;
+            return;
+        }
+        var p = Producer(name);
+        if (p is { OpType: "Constant" })
+        {
+            p.Attribute.Clear();
+            p.Attribute.Add(new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = tensor });
+            return;
+        }
+        throw new InvalidOperationException($"'{name}' is not a constant of graph {Path}.");
+    }
+
+    /// <summary>Removes the initializers and Constant nodes nothing reads any more.</summary>
+    internal int RemoveUnusedConstants()
+    {
+        int removed = 0;
+        foreach (var t in Proto.Initializer.ToList())
+            if (Consumers(t.Name).Count == 0 && !IsGraphOutput(t.Name)) { RemoveInitializer(t.Name); removed++; }
+        var dead = Proto.Node.Where(n => n.OpType == "Constant" && n.Output.All(o => Consumers(o).Count == 0 && !IsGraphOutput(o))).ToList();
+        RemoveNodes(dead);
+        return removed + dead.Count;
+    }
+
+    /// <summary>
+    /// Sorts nodes topologically (stable: keeps the given order where it is already valid).
+    /// Throws when the graph has a cycle or reads a value nothing defines.
+    /// </summary>
+    internal bool TopologicalSort()
+    {
+        var nodes = Proto.Node.ToList();
+        var available = new HashSet<string>(StringComparer.Ordinal) { "" };
+        foreach (var i in Proto.Input) available.Add(i.Name);
+        foreach (var t in Proto.Initializer) available.Add(t.Name);
+        foreach (var s in Proto.SparseInitializer) if (s.Values is not null) available.Add(s.Values.Name);
+        var produced = new HashSet<string>(nodes.SelectMany(n => n.Output), StringComparer.Ordinal);
+        // Values from enclosing scopes count as available: they are checked in the parent.
+        var pending = new int[nodes.Count];
+        var waiting = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+        var ready = new PriorityQueue<int, int>();
+        for (int k = 0; k < nodes.Count; k++)
+        {
+            foreach (var v in ReadsOf(nodes[k]))
+            {
+                if (available.Contains(v) || !produced.Contains(v)) continue;
+                pending[k]++;
+                if (!waiting.TryGetValue(v, out var l)) waiting[v] = l = [];
+                l.Add(k);
+            }
+            if (pending[k] == 0) ready.Enqueue(k, k);
+        }
+        var order = new List<NodeProto>(nodes.Count);
+        while (ready.TryDequeue(out int k, out _))
+        {
+            order.Add(nodes[k]);
+            foreach (var o in nodes[k].Output)
+                if (waiting.Remove(o, out var ws))
+                    foreach (int w in ws)
+                        if (--pending[w] == 0) ready.Enqueue(w, w);
+        }
+        if (order.Count != nodes.Count)
+        {
+            var stuck = nodes.First(n => !order.Contains(n));
+            throw new OnnxFormatException($"graph {Path} has a cycle through node '{NodeLabel(stuck)}' ({stuck.OpType}); ONNX graphs must be acyclic.");
+        }
+        bool changed = !order.SequenceEqual(nodes);
+        if (changed)
+        {
+            Proto.Node.Clear();
+            Proto.Node.AddRange(order);
+        }
+        return changed;
+    }
+
+    /// <summary>Every value name this graph defines (inputs, initializers, node outputs).</summary>
+    internal IEnumerable<string> DefinedValues()
+    {
+        foreach (var i in Proto.Input) yield return i.Name;
+        foreach (var t in Proto.Initializer) yield return t.Name;
+        foreach (var n in Proto.Node) foreach (var o in n.Output) if (o.Length > 0) yield return o;
+    }
+
+    /// <summary>For tests: true when the incremental indexes equal a full rebuild.</summary>
+    internal bool IndexesMatchRebuild(out string difference)
+    {
+        var fresh = new GraphScope(Model, Proto, Parent, OwnerNode, Path);
+        fresh.RebuildQuiet();
+        difference = "";
+        foreach (var (k, v) in fresh.producers)
+            if (!producers.TryGetValue(k, out var p) || !ReferenceEquals(p, v)) { difference = $"producer of '{k}'"; return false; }
+        if (producers.Count != fresh.producers.Count) { difference = "stale producer entries"; return false; }
+        foreach (var (k, v) in fresh.consumers)
+            if (!consumers.TryGetValue(k, out var c) || !c.ToHashSet(ReferenceEqualityComparer.Instance).SetEquals(v)) { difference = $"consumers of '{k}'"; return false; }
+        if (consumers.Count != fresh.consumers.Count) { difference = "stale consumer entries"; return false; }
+        if (!initializers.Keys.ToHashSet().SetEquals(fresh.initializers.Keys)) { difference = "initializers"; return false; }
+        return true;
+    }
+
+    private void RebuildQuiet()
+    {
+        foreach (var t in Proto.Initializer) initializers[t.Name] = t;
+        foreach (var n in Proto.Node)
+        {
+            foreach (var o in n.Output) if (o.Length > 0) producers[o] = n;
+            foreach (var i in ReadsOf(n)) AddConsumer(i, n);
+        }
+    }
+}
