@@ -36,7 +36,10 @@ public static class GraphInvariants
         var defined = new HashSet<string>(outer, StringComparer.Ordinal) { "" };
         var producedHere = new HashSet<string>(StringComparer.Ordinal);
         foreach (var i in scope.Proto.Input) defined.Add(i.Name);
-        var initializerNames = new HashSet<string>(scope.Proto.Initializer.Select(t => t.Name), StringComparer.Ordinal);
+        var initializerNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var t in scope.Proto.Initializer)
+            if (!initializerNames.Add(t.Name)) return $"initializer '{t.Name}' of {scope.Path} is defined twice";
+        var inputNames = new HashSet<string>(scope.Proto.Input.Select(i => i.Name), StringComparer.Ordinal);
         defined.UnionWith(initializerNames);
         foreach (var s in scope.Proto.SparseInitializer) if (s.Values is not null) defined.Add(s.Values.Name);
         var laterOutputs = new HashSet<string>(scope.Proto.Node.SelectMany(n => n.Output), StringComparer.Ordinal);
@@ -60,7 +63,7 @@ public static class GraphInvariants
             foreach (var o in n.Output)
             {
                 if (o.Length == 0) continue;
-                if (!producedHere.Add(o) || initializerNames.Contains(o))
+                if (!producedHere.Add(o) || initializerNames.Contains(o) || inputNames.Contains(o))
                     return $"value '{o}' in {scope.Path} is produced twice";
                 defined.Add(o);
             }

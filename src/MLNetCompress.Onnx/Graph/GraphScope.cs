@@ -10,6 +10,8 @@ public sealed class GraphScope
 {
     private readonly Dictionary<string, NodeProto> producers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<NodeProto>> consumers = new(StringComparer.Ordinal);
+    // What each node was indexed as reading, so an edit updates exactly the entries it changes.
+    private readonly Dictionary<NodeProto, string[]> reads = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, TensorProto> initializers = new(StringComparer.Ordinal);
     private readonly HashSet<string> inputNames = new(StringComparer.Ordinal);
     private readonly List<GraphScope> children = [];
@@ -49,9 +51,10 @@ public sealed class GraphScope
 
     internal void Rebuild()
     {
-        producers.Clear(); consumers.Clear(); initializers.Clear(); inputNames.Clear(); children.Clear();
-        foreach (var t in Proto.Initializer) initializers[t.Name] = t;
-        foreach (var i in Proto.Input) inputNames.Add(i.Name);
+        producers.Clear(); consumers.Clear(); reads.Clear(); initializers.Clear(); inputNames.Clear(); children.Clear();
+        foreach (var t in Proto.Initializer) { initializers[t.Name] = t; Model.RegisterName(t.Name); }
+        foreach (var t in Proto.SparseInitializer) if (t.Values is not null) Model.RegisterName(t.Values.Name);
+        foreach (var i in Proto.Input) { inputNames.Add(i.Name); Model.RegisterName(i.Name); }
         foreach (var n in Proto.Node) Index(n);
     }
 
@@ -59,8 +62,9 @@ public sealed class GraphScope
     {
         foreach (var o in n.Output)
             if (o.Length > 0) producers[o] = n;
-        foreach (var i in ReadsOf(n))
-            AddConsumer(i, n);
+        var r = ReadsOf(n).ToArray();
+        reads[n] = r;
+        foreach (var i in r) AddConsumer(i, n);
         foreach (var (attr, g) in SubgraphsOf(n))
         {
             var child = new GraphScope(Model, g, this, n, $"{Path}/{NodeLabel(n)}.{attr}");
@@ -74,22 +78,40 @@ public sealed class GraphScope
     {
         foreach (var o in n.Output)
             if (o.Length > 0 && producers.TryGetValue(o, out var p) && ReferenceEquals(p, n)) producers.Remove(o);
-        foreach (var i in ReadsOf(n))
-            RemoveConsumer(i, n);
+        if (reads.Remove(n, out var r))
+            foreach (var i in r) RemoveConsumer(i, n);
         children.RemoveAll(c => ReferenceEquals(c.OwnerNode, n));
+    }
+
+    // Re-reads what a node reads (its inputs and its subgraphs' free values) and updates the consumer index.
+    private void RefreshReads(NodeProto n)
+    {
+        var now = ReadsOf(n).ToArray();
+        var before = reads.GetValueOrDefault(n) ?? [];
+        foreach (var v in before) if (Array.IndexOf(now, v) < 0) RemoveConsumer(v, n);
+        foreach (var v in now) if (Array.IndexOf(before, v) < 0) AddConsumer(v, n);
+        reads[n] = now;
+    }
+
+    // An edit inside a subgraph can change what the subgraph reads from enclosing graphs: the owner
+    // node's consumer entries in every enclosing graph follow.
+    private void EditedReads()
+    {
+        for (var s = this; s.Parent is not null; s = s.Parent)
+            s.Parent.RefreshReads(s.OwnerNode!);
     }
 
     private void AddConsumer(string value, NodeProto n)
     {
         if (!consumers.TryGetValue(value, out var list)) consumers[value] = list = [];
-        if (!list.Contains(n)) list.Add(n);
+        if (!list.Exists(x => ReferenceEquals(x, n))) list.Add(n);
     }
 
     private void RemoveConsumer(string value, NodeProto n)
     {
         if (consumers.TryGetValue(value, out var list))
         {
-            list.Remove(n);
+            list.RemoveAll(x => ReferenceEquals(x, n));
             if (list.Count == 0) consumers.Remove(value);
         }
     }
@@ -185,12 +207,13 @@ public sealed class GraphScope
     {
         if (index is int i) Proto.Node.Insert(i, node); else Proto.Node.Add(node);
         Index(node);
+        EditedReads();
     }
 
     /// <summary>Inserts a node just before another (the usual place for a node that feeds it).</summary>
     internal void InsertBefore(NodeProto node, NodeProto before)
     {
-        int at = Proto.Node.IndexOf(before);
+        int at = IndexOfSame(Proto.Node, before);
         if (at < 0) throw new InvalidOperationException($"node '{NodeLabel(before)}' is not in graph {Path}.");
         AddNode(node, at);
     }
@@ -198,8 +221,11 @@ public sealed class GraphScope
     /// <summary>Removes a node and its index entries.</summary>
     internal void RemoveNode(NodeProto node)
     {
-        if (!Proto.Node.Remove(node)) throw new InvalidOperationException($"node '{NodeLabel(node)}' is not in graph {Path}.");
+        int at = IndexOfSame(Proto.Node, node);
+        if (at < 0) throw new InvalidOperationException($"node '{NodeLabel(node)}' is not in graph {Path}.");
+        Proto.Node.RemoveAt(at);
         Unindex(node);
+        EditedReads();
     }
 
     /// <summary>Removes many nodes in one sweep of the node list.</summary>
@@ -211,61 +237,99 @@ public sealed class GraphScope
         Proto.Node.Clear();
         Proto.Node.AddRange(keep);
         foreach (var n in set) Unindex(n);
+        EditedReads();
     }
 
     /// <summary>Makes input <paramref name="index"/> of <paramref name="node"/> read <paramref name="value"/>.</summary>
     internal void SetInput(NodeProto node, int index, string value)
     {
-        string old = node.Input[index];
+        if (!reads.ContainsKey(node)) throw new InvalidOperationException($"node '{NodeLabel(node)}' is not in graph {Path}.");
         node.Input[index] = value;
-        if (old.Length > 0 && !node.Input.Contains(old)) RemoveConsumer(old, node);
-        if (value.Length > 0) AddConsumer(value, node);
+        RefreshReads(node);
+        EditedReads();
     }
 
-    /// <summary>Makes every node input that reads <paramref name="oldValue"/> read <paramref name="newValue"/> (graph outputs untouched).</summary>
+    /// <summary>
+    /// Makes every node input that reads <paramref name="oldValue"/> read <paramref name="newValue"/>,
+    /// inside subgraphs too (where they do not define a value of that name themselves). The main
+    /// graph's outputs are untouched; a subgraph output that names the value follows it.
+    /// </summary>
     internal void ReplaceUses(string oldValue, string newValue)
     {
         foreach (var n in Consumers(oldValue).ToList())
+        {
             for (int k = 0; k < n.Input.Count; k++)
                 if (n.Input[k] == oldValue) SetInput(n, k, newValue);
+            foreach (var child in children.Where(c => ReferenceEquals(c.OwnerNode, n)).ToList())
+                if (!child.Defines(oldValue)) child.ReplaceUses(oldValue, newValue);
+        }
+        if (Parent is not null && !Defines(oldValue))
+        {
+            bool renamed = false;
+            foreach (var o in Proto.Output)
+                if (o.Name == oldValue) { o.Name = newValue; renamed = true; }
+            if (renamed) EditedReads();
+        }
     }
+
+    // Protobuf messages compare by value: two identical nodes are Equal, so lookups go by reference.
+    private static int IndexOfSame<T>(IList<T> list, T item) where T : class
+    {
+        for (int i = 0; i < list.Count; i++)
+            if (ReferenceEquals(list[i], item)) return i;
+        return -1;
+    }
+
+    private bool Defines(string value) => producers.ContainsKey(value) || initializers.ContainsKey(value) || inputNames.Contains(value);
 
     /// <summary>Adds an initializer (its name must be new in the model).</summary>
     internal void AddInitializer(TensorProto tensor)
     {
+        if (initializers.ContainsKey(tensor.Name) || producers.ContainsKey(tensor.Name) || IsGraphInput(tensor.Name))
+            throw new InvalidOperationException($"'{tensor.Name}' is already a value of graph {Path}; take a name from ModelGraph.UniqueName.");
         Proto.Initializer.Add(tensor);
         initializers[tensor.Name] = tensor;
         Model.RegisterName(tensor.Name);
+        EditedReads();
     }
 
     /// <summary>Removes an initializer, and its graph-input entry in IR 3 models.</summary>
     internal void RemoveInitializer(string name)
     {
         if (!initializers.Remove(name, out var t)) return;
-        Proto.Initializer.Remove(t);
-        var input = Proto.Input.FirstOrDefault(i => i.Name == name);
-        if (input is not null) { Proto.Input.Remove(input); inputNames.Remove(name); }
+        Proto.Initializer.RemoveAt(IndexOfSame(Proto.Initializer, t));
+        int input = Proto.Input.ToList().FindIndex(i => i.Name == name);
+        if (input >= 0) { Proto.Input.RemoveAt(input); inputNames.Remove(name); }
+        EditedReads();
     }
 
-    /// <summary>Replaces the payload of a constant (initializer or Constant node) keeping its name.</summary>
+    /// <summary>
+    /// Replaces the payload of a constant (initializer or Constant node) keeping its name. Where the graph
+    /// declares the value's type (an IR 3 graph input, a value_info entry), the declaration follows the
+    /// new tensor's type and shape.
+    /// </summary>
     internal void ReplaceConstant(string name, TensorProto tensor)
     {
         tensor.Name = name;
         if (initializers.TryGetValue(name, out var old))
         {
-            int at = Proto.Initializer.IndexOf(old);
+            int at = IndexOfSame(Proto.Initializer, old);
             Proto.Initializer[at] = tensor;
             initializers[name] = tensor;
-            return;
         }
-        var p = Producer(name);
-        if (p is { OpType: "Constant" })
+        else if (Producer(name) is { OpType: "Constant" } p)
         {
             p.Attribute.Clear();
             p.Attribute.Add(new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = tensor });
-            return;
         }
-        throw new InvalidOperationException($"'{name}' is not a constant of graph {Path}.");
+        else throw new InvalidOperationException($"'{name}' is not a constant of graph {Path}.");
+        foreach (var v in Proto.Input.Concat(Proto.ValueInfo))
+        {
+            if (v.Name != name || v.Type?.TensorType is not { } tt) continue;
+            tt.ElemType = tensor.DataType;
+            tt.Shape = new TensorShapeProto();
+            foreach (long d in tensor.Dims) tt.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        }
     }
 
     /// <summary>Removes the initializers and Constant nodes nothing reads any more.</summary>
@@ -347,15 +411,21 @@ public sealed class GraphScope
             if (!producers.TryGetValue(k, out var p) || !ReferenceEquals(p, v)) { difference = $"producer of '{k}'"; return false; }
         if (producers.Count != fresh.producers.Count) { difference = "stale producer entries"; return false; }
         foreach (var (k, v) in fresh.consumers)
-            if (!consumers.TryGetValue(k, out var c) || !c.ToHashSet(ReferenceEqualityComparer.Instance).SetEquals(v)) { difference = $"consumers of '{k}'"; return false; }
+            if (!consumers.TryGetValue(k, out var c) || c.Count != v.Count || !c.ToHashSet(ReferenceEqualityComparer.Instance).SetEquals(v)) { difference = $"consumers of '{k}'"; return false; }
         if (consumers.Count != fresh.consumers.Count) { difference = "stale consumer entries"; return false; }
-        if (!initializers.Keys.ToHashSet().SetEquals(fresh.initializers.Keys)) { difference = "initializers"; return false; }
+        if (initializers.Count != fresh.initializers.Count || fresh.initializers.Any(kv => !initializers.TryGetValue(kv.Key, out var t) || !ReferenceEquals(t, kv.Value)))
+        { difference = "initializers"; return false; }
+        if (!inputNames.SetEquals(fresh.inputNames)) { difference = "graph inputs"; return false; }
+        var owners = Proto.Node.Where(n => SubgraphsOf(n).Any()).SelectMany(n => SubgraphsOf(n).Select(sg => (n, sg.Graph))).ToList();
+        if (owners.Count != children.Count || owners.Any(o => !children.Any(c => ReferenceEquals(c.OwnerNode, o.n) && ReferenceEquals(c.Proto, o.Graph) && ReferenceEquals(c.Parent, this))))
+        { difference = "subgraph scopes"; return false; }
         return true;
     }
 
     private void RebuildQuiet()
     {
         foreach (var t in Proto.Initializer) initializers[t.Name] = t;
+        foreach (var i in Proto.Input) inputNames.Add(i.Name);
         foreach (var n in Proto.Node)
         {
             foreach (var o in n.Output) if (o.Length > 0) producers[o] = n;

@@ -17,14 +17,10 @@ public sealed class ModelGraph
         Model = model;
         RenameDuplicateNodeNames(model.Graph, new HashSet<string>(StringComparer.Ordinal));
         Main = new GraphScope(this, model.Graph, null, null, "main");
-        Main.Rebuild();
-        foreach (var scope in Scopes)
-        {
-            foreach (var i in scope.Proto.Input) RegisterName(i.Name);
-            foreach (var t in scope.Proto.Initializer) RegisterName(t.Name);
-        }
+        Main.Rebuild(); // registers every name of every graph for UniqueName
         foreach (var scope in Scopes.ToList())
-            if (scope.TopologicalSort()) { WasReordered = true; scope.Rebuild(); }
+            if (scope.TopologicalSort()) WasReordered = true;
+        if (WasReordered) Main.Rebuild();
         // A model that reads undefined values is refused here rather than failing later in a pass.
         var problem = GraphInvariants.FindViolation(this);
         if (problem is not null)
@@ -113,7 +109,7 @@ public sealed class ModelGraph
                 foreach (var t in scope.Proto.Initializer)
                     yield return new ConstantTensor(t.Name, ConstantKind.Initializer, scope, t, null);
                 foreach (var n in scope.Proto.Node)
-                    if (n.OpType == "Constant" && n.Output.Count == 1 && GraphScope.ConstantNodeTensor(n) is { } t)
+                    if (n is { OpType: "Constant", Domain: "" or "ai.onnx" } && n.Output.Count == 1 && GraphScope.ConstantNodeTensor(n) is { } t)
                         yield return new ConstantTensor(n.Output[0], ConstantKind.ConstantNode, scope, t, n);
             }
         }

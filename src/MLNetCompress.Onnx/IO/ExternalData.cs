@@ -68,7 +68,7 @@ internal static class ExternalData
     {
         ModelProto model;
         using (var s = File.OpenRead(modelPath))
-            model = ModelProto.Parser.ParseFrom(CodedInputStream.CreateWithLimits(s, int.MaxValue, 100));
+            model = OnnxModelIO.Parse(s, Path.GetFileName(modelPath), int.MaxValue, new ModelReadOptions().RecursionLimit);
         return AllTensors(model).Where(t => t.DataLocation == TensorProto.Types.DataLocation.External)
             .Select(t => Entry(t, "location") ?? "").Where(l => l.Length > 0).Distinct().ToList();
     }
@@ -127,24 +127,35 @@ internal static class ExternalData
         }
     }
 
-    /// <summary>Resolves a location inside the model's folder, rejecting absolute paths and escapes.</summary>
+    /// <summary>
+    /// Resolves a location inside the model's folder, rejecting absolute paths, '..' and symbolic links
+    /// (the file or any folder on the way) that point out of it.
+    /// </summary>
     internal static string ResolveInside(string baseDir, string location, string tensorName)
     {
+        if (location.Length == 0)
+            throw new OnnxFormatException($"tensor '{tensorName}' names an empty external data location; the model is malformed.");
         if (Path.IsPathRooted(location) || location.Contains(':'))
             throw new OnnxFormatException($"tensor '{tensorName}' names external data at absolute path '{location}'; only paths inside the model's folder are allowed.");
         var parts = location.Split('/', '\\');
         if (parts.Any(p => p == ".."))
             throw new OnnxFormatException($"tensor '{tensorName}' names external data '{location}', which leaves the model's folder ('..'); only paths inside the model's folder are allowed.");
+        baseDir = Path.TrimEndingDirectorySeparator(baseDir);
+        var root = baseDir + Path.DirectorySeparatorChar;
         var full = Path.GetFullPath(Path.Combine(baseDir, location));
-        var root = baseDir.EndsWith(Path.DirectorySeparatorChar) ? baseDir : baseDir + Path.DirectorySeparatorChar;
         if (!full.StartsWith(root, StringComparison.Ordinal))
             throw new OnnxFormatException($"tensor '{tensorName}' names external data '{location}' outside the model's folder; only paths inside the model's folder are allowed.");
-        // A symbolic link inside the folder may still point out of it.
-        var link = new FileInfo(full).LinkTarget;
-        if (link is not null)
+        // A symbolic link inside the folder, to the file or to a folder on the way, may still point out of it.
+        var current = baseDir;
+        foreach (var part in parts.Where(p => p.Length > 0 && p != "."))
         {
-            var target = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(full)!, link));
-            if (!target.StartsWith(root, StringComparison.Ordinal))
+            current = Path.Combine(current, part);
+            var info = new FileInfo(current);
+            if (info.LinkTarget is null) continue;
+            string? target;
+            try { target = info.ResolveLinkTarget(returnFinalTarget: true)?.FullName; }
+            catch (IOException) { target = null; } // a cycle of links
+            if (target is null || !Path.GetFullPath(target).StartsWith(root, StringComparison.Ordinal))
                 throw new OnnxFormatException($"tensor '{tensorName}' names external data '{location}', a link that points outside the model's folder; only files inside the model's folder are allowed.");
         }
         return full;

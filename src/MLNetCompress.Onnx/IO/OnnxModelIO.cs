@@ -35,20 +35,29 @@ public static class OnnxModelIO
     /// <summary>Reads a model from a stream. External data needs <see cref="ModelReadOptions.BaseDirectory"/>.</summary>
     internal static ModelProto Read(Stream stream, string displayName, ModelReadOptions options)
     {
-        ModelProto model;
-        try
-        {
-            int sizeLimit = (int)Math.Min(options.MaxModelBytes, int.MaxValue);
-            var input = CodedInputStream.CreateWithLimits(stream, sizeLimit, options.RecursionLimit);
-            model = ModelProto.Parser.ParseFrom(input);
-        }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new OnnxFormatException($"'{displayName}' is not a readable ONNX model ({FirstLine(e.Message)}); the file may be truncated or not an .onnx file.", e);
-        }
+        var model = Parse(stream, displayName, (int)Math.Min(options.MaxModelBytes, int.MaxValue), options.RecursionLimit);
         CheckIsModel(model, displayName);
         ExternalData.LoadAll(model, options, displayName);
         return model;
+    }
+
+    /// <summary>
+    /// Parses a ModelProto under size and nesting limits. Google.Protobuf reports bad bytes (bad tags,
+    /// truncation, invalid UTF-8, nesting past the limit) as InvalidProtocolBufferException; anything
+    /// else it throws while parsing is a format problem too, and all of it becomes one
+    /// <see cref="OnnxFormatException"/>. A failing stream's own IOException passes through.
+    /// </summary>
+    internal static ModelProto Parse(Stream stream, string displayName, int sizeLimit, int recursionLimit)
+    {
+        try
+        {
+            var input = CodedInputStream.CreateWithLimits(stream, sizeLimit, recursionLimit);
+            return ModelProto.Parser.ParseFrom(input);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException && (e is InvalidProtocolBufferException || e is not IOException))
+        {
+            throw new OnnxFormatException($"'{displayName}' is not a readable ONNX model ({FirstLine(e.Message)}); the file may be truncated or not an .onnx file.", e);
+        }
     }
 
     /// <summary>Parses a protobuf that must be a model (no external data resolution).</summary>
@@ -70,7 +79,36 @@ public static class OnnxModelIO
         long size = ExternalData.InlineSize(model);
         if (size > int.MaxValue)
             throw new OnnxFormatException($"the model holds {size} bytes of tensors, past protobuf's 2 GiB limit; write it to a file so large tensors go to external data.");
-        return model.ToByteArray();
+        return WithoutUnreadIr3Initializers(model).ToByteArray();
+    }
+
+    /// <summary>
+    /// ONNX Runtime refuses an IR 3 model holding an initializer that no node reads and no graph input
+    /// declares ("Graph ctor should have created NodeArg for initializer"), and an edit that moves a
+    /// weight's last reader elsewhere leaves exactly that. Such initializers mean nothing, so what is
+    /// written leaves them out (the model in memory is not changed).
+    /// </summary>
+    internal static ModelProto WithoutUnreadIr3Initializers(ModelProto model)
+    {
+        if (model.IrVersion >= 4 || model.Graph is null || !HasUnread(model.Graph)) return model;
+        var copy = model.Clone(); // tensor payloads are immutable ByteStrings: shared, not copied
+        Prune(copy.Graph);
+        return copy;
+
+        static List<TensorProto> Unread(GraphProto g)
+        {
+            var read = new HashSet<string>(g.Node.SelectMany(GraphScope.ReadsOf), StringComparer.Ordinal);
+            read.UnionWith(g.Output.Select(o => o.Name));
+            read.UnionWith(g.Input.Select(i => i.Name));
+            return g.Initializer.Where(t => !read.Contains(t.Name)).ToList();
+        }
+        static IEnumerable<GraphProto> Subgraphs(GraphProto g) => g.Node.SelectMany(GraphScope.SubgraphsOf).Select(s => s.Graph);
+        static bool HasUnread(GraphProto g) => Unread(g).Count > 0 || Subgraphs(g).Any(HasUnread);
+        static void Prune(GraphProto g)
+        {
+            foreach (var t in Unread(g)) g.Initializer.Remove(t);
+            foreach (var s in Subgraphs(g)) Prune(s);
+        }
     }
 
     /// <summary>
@@ -90,12 +128,12 @@ public static class OnnxModelIO
             ExternalDataMode.Never => false,
             _ => ExternalData.InlineSize(model) > options.InlineLimitBytes,
         };
-        var toWrite = model;
+        var toWrite = WithoutUnreadIr3Initializers(model);
         string? dataTemp = null;
         string dataName = Path.GetFileName(fullPath) + ".data";
         if (external)
         {
-            toWrite = model.Clone();
+            toWrite = toWrite.Clone();
             dataTemp = Path.Combine(dir, $".{dataName}.{Guid.NewGuid():N}.tmp");
             ExternalData.MoveToFile(toWrite, dataTemp, dataName, options.ExternalThresholdBytes);
         }

@@ -77,11 +77,24 @@ public static class OnnxDataTypes
         _ => 0,
     };
 
-    /// <summary>Bytes that <paramref name="count"/> elements take in raw_data (sub-byte types round up).</summary>
-    public static long ByteCount(OnnxDataType type, long count)
+    /// <summary>
+    /// Bytes that <paramref name="count"/> elements take in raw_data (sub-byte types round up). Throws
+    /// <see cref="OnnxFormatException"/> when the byte count does not fit 64 bits (a hostile shape).
+    /// </summary>
+    public static long ByteCount(OnnxDataType type, long count) =>
+        TryByteCount(type, count, out long bytes) ? bytes
+            : throw new OnnxFormatException($"{count} elements of {Name(type)} take more than 2^63 bytes; the tensor's shape is corrupt.");
+
+    /// <summary>The byte count, or false when it does not fit 64 bits (computed without overflowing).</summary>
+    internal static bool TryByteCount(OnnxDataType type, long count, out long bytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
         int bits = BitsPerElement(type);
-        return bits == 0 ? 0 : (count * bits + 7) / 8;
+        long whole = count / 8, rest = count % 8;
+        // count * bits could wrap around and match a small payload; whole bytes first, then the rest.
+        if (bits > 0 && whole > (long.MaxValue - bits) / bits) { bytes = 0; return false; }
+        bytes = whole * bits + (rest * bits + 7) / 8;
+        return true;
     }
 
     /// <summary>True for the types that hold real numbers (float, float16, bfloat16, double).</summary>

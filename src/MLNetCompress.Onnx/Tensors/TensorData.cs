@@ -39,8 +39,8 @@ public static class TensorData
 
     /// <summary>
     /// The payload as canonical little-endian raw bytes, whether the tensor stores raw_data or a typed
-    /// field. The size is checked against the declared shape. Returns the raw_data span itself when
-    /// it is stored that way (no copy).
+    /// field. The size is checked against the declared shape before anything is allocated. Returns the
+    /// raw_data span itself when it is stored that way (no copy).
     /// </summary>
     internal static ReadOnlySpan<byte> RawBytes(TensorProto t)
     {
@@ -51,7 +51,7 @@ public static class TensorData
         if (bits == 0)
             throw new OnnxFormatException($"tensor '{t.Name}' has element type {t.DataType}, which has no numeric payload (strings and unknown types are not decoded).");
         long count = ElementCount(t);
-        long expected = OnnxDataTypes.ByteCount(type, count);
+        long expected = PayloadBytes(t, type, count);
         if (t.RawData.Length > 0 || !HasTypedData(t))
         {
             if (t.RawData.Length != expected)
@@ -61,60 +61,62 @@ public static class TensorData
         return TypedToRaw(t, type, count, expected);
     }
 
+    // The byte count of a declared shape, or a format error naming the tensor when it cannot exist.
+    private static long PayloadBytes(TensorProto t, OnnxDataType type, long count)
+    {
+        if (!OnnxDataTypes.TryByteCount(type, count, out long bytes))
+            throw new OnnxFormatException($"tensor '{t.Name}' declares shape [{string.Join(",", t.Dims)}], too many elements of {OnnxDataTypes.Name(type)} to exist; the tensor is corrupt.");
+        return bytes;
+    }
+
     private static bool HasTypedData(TensorProto t) =>
         t.FloatData.Count > 0 || t.Int32Data.Count > 0 || t.Int64Data.Count > 0 || t.DoubleData.Count > 0 || t.Uint64Data.Count > 0;
 
+    // Typed-field storage per onnx.proto: float_data (float, complex64), double_data (double, complex128),
+    // int64_data (int64), uint64_data (uint32, uint64), int32_data (everything else: one value per entry,
+    // 16-bit floats as their bit patterns, and for 4-bit and 2-bit types one packed byte per entry).
     private static byte[] TypedToRaw(TensorProto t, OnnxDataType type, long count, long expected)
     {
-        void CheckCount(int have, long want)
+        var (have, want, field) = type switch
         {
-            if (have != want)
-                throw new OnnxFormatException($"tensor '{t.Name}' declares shape [{string.Join(",", t.Dims)}] ({want} values of {OnnxDataTypes.Name(type)}) but its typed field holds {have}.");
-        }
+            OnnxDataType.Float => (t.FloatData.Count, count, "float_data"),
+            OnnxDataType.Complex64 => (t.FloatData.Count, count * 2, "float_data"),
+            OnnxDataType.Double => (t.DoubleData.Count, count, "double_data"),
+            OnnxDataType.Complex128 => (t.DoubleData.Count, count * 2, "double_data"),
+            OnnxDataType.Int64 => (t.Int64Data.Count, count, "int64_data"),
+            OnnxDataType.UInt64 or OnnxDataType.UInt32 => (t.Uint64Data.Count, count, "uint64_data"),
+            _ when OnnxDataTypes.BitsPerElement(type) < 8 => (t.Int32Data.Count, expected, "int32_data"),
+            _ => (t.Int32Data.Count, count, "int32_data"),
+        };
+        // Checked before allocating: a huge declared shape with a few values must fail here, not in new byte[].
+        if (have != want)
+            throw new OnnxFormatException($"tensor '{t.Name}' declares shape [{string.Join(",", t.Dims)}] of {OnnxDataTypes.Name(type)} ({want} entries of {field}) but {field} holds {have}.");
         var raw = new byte[expected];
         switch (type)
         {
-            case OnnxDataType.Float:
-                CheckCount(t.FloatData.Count, count);
-                for (int i = 0; i < t.FloatData.Count; i++) BinaryPrimitives.WriteSingleLittleEndian(raw.AsSpan(i * 4), t.FloatData[i]);
+            case OnnxDataType.Float or OnnxDataType.Complex64:
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteSingleLittleEndian(raw.AsSpan(i * 4), t.FloatData[i]);
                 break;
-            case OnnxDataType.Complex64:
-                CheckCount(t.FloatData.Count, count * 2);
-                for (int i = 0; i < t.FloatData.Count; i++) BinaryPrimitives.WriteSingleLittleEndian(raw.AsSpan(i * 4), t.FloatData[i]);
-                break;
-            case OnnxDataType.Double:
-                CheckCount(t.DoubleData.Count, count);
-                for (int i = 0; i < t.DoubleData.Count; i++) BinaryPrimitives.WriteDoubleLittleEndian(raw.AsSpan(i * 8), t.DoubleData[i]);
-                break;
-            case OnnxDataType.Complex128:
-                CheckCount(t.DoubleData.Count, count * 2);
-                for (int i = 0; i < t.DoubleData.Count; i++) BinaryPrimitives.WriteDoubleLittleEndian(raw.AsSpan(i * 8), t.DoubleData[i]);
+            case OnnxDataType.Double or OnnxDataType.Complex128:
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteDoubleLittleEndian(raw.AsSpan(i * 8), t.DoubleData[i]);
                 break;
             case OnnxDataType.Int64:
-                CheckCount(t.Int64Data.Count, count);
-                for (int i = 0; i < t.Int64Data.Count; i++) BinaryPrimitives.WriteInt64LittleEndian(raw.AsSpan(i * 8), t.Int64Data[i]);
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteInt64LittleEndian(raw.AsSpan(i * 8), t.Int64Data[i]);
                 break;
             case OnnxDataType.UInt64:
-                CheckCount(t.Uint64Data.Count, count);
-                for (int i = 0; i < t.Uint64Data.Count; i++) BinaryPrimitives.WriteUInt64LittleEndian(raw.AsSpan(i * 8), t.Uint64Data[i]);
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteUInt64LittleEndian(raw.AsSpan(i * 8), t.Uint64Data[i]);
                 break;
             case OnnxDataType.UInt32:
-                CheckCount(t.Uint64Data.Count, count);
-                for (int i = 0; i < t.Uint64Data.Count; i++) BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(i * 4), (uint)t.Uint64Data[i]);
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(i * 4), (uint)t.Uint64Data[i]);
                 break;
             case OnnxDataType.Int32:
-                CheckCount(t.Int32Data.Count, count);
-                for (int i = 0; i < t.Int32Data.Count; i++) BinaryPrimitives.WriteInt32LittleEndian(raw.AsSpan(i * 4), t.Int32Data[i]);
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteInt32LittleEndian(raw.AsSpan(i * 4), t.Int32Data[i]);
                 break;
             case OnnxDataType.Int16 or OnnxDataType.UInt16 or OnnxDataType.Float16 or OnnxDataType.BFloat16:
-                // 16-bit values (and the bit patterns of 16-bit floats) sit one per int32.
-                CheckCount(t.Int32Data.Count, count);
-                for (int i = 0; i < t.Int32Data.Count; i++) BinaryPrimitives.WriteUInt16LittleEndian(raw.AsSpan(i * 2), (ushort)t.Int32Data[i]);
+                for (int i = 0; i < have; i++) BinaryPrimitives.WriteUInt16LittleEndian(raw.AsSpan(i * 2), (ushort)t.Int32Data[i]);
                 break;
             default:
-                // 8-bit types hold one value per int32; 4-bit and 2-bit types hold one packed byte per int32.
-                CheckCount(t.Int32Data.Count, expected);
-                for (int i = 0; i < t.Int32Data.Count; i++) raw[i] = (byte)t.Int32Data[i];
+                for (int i = 0; i < have; i++) raw[i] = (byte)t.Int32Data[i];
                 break;
         }
         return raw;
@@ -123,16 +125,26 @@ public static class TensorData
     /// <summary>Decodes any numeric tensor to float32 (integers as their values, bool as 0/1).</summary>
     internal static float[] ToFloatArray(TensorProto t)
     {
-        long count = ElementCount(t);
         var raw = RawBytes(t); // validates the size before we allocate
-        var result = new float[count];
+        var result = new float[ArrayLength(t)];
         DecodeToFloat(TypeOf(t), raw, result, t.Name);
         return result;
+    }
+
+    // Element count as an array length; a sub-byte tensor near 2 GiB can hold more values than an array.
+    private static int ArrayLength(TensorProto t)
+    {
+        long count = ElementCount(t);
+        if (count > Array.MaxLength)
+            throw new OnnxFormatException($"tensor '{t.Name}' holds {count} elements, more than one array can; split the tensor.");
+        return (int)count;
     }
 
     /// <summary>Decodes canonical raw bytes of <paramref name="type"/> into floats.</summary>
     public static void DecodeToFloat(OnnxDataType type, ReadOnlySpan<byte> raw, Span<float> dest, string tensorName = "")
     {
+        if (OnnxDataTypes.BitsPerElement(type) > 0 && raw.Length < OnnxDataTypes.ByteCount(type, dest.Length))
+            throw new ArgumentException($"tensor '{tensorName}': {raw.Length} bytes hold fewer than {dest.Length} values of {OnnxDataTypes.Name(type)}.", nameof(raw));
         switch (type)
         {
             case OnnxDataType.Float:
@@ -192,14 +204,14 @@ public static class TensorData
     /// <summary>Decodes an integer tensor (int8..int64, uint8..uint64, packed int4/int2) to int64 values.</summary>
     internal static long[] ToInt64Array(TensorProto t)
     {
-        long count = ElementCount(t);
-        var raw = RawBytes(t);
         var type = TypeOf(t);
-        var result = new long[count];
-        for (long i = 0; i < count; i++)
+        if (!IsInteger(type))
+            throw new OnnxFormatException($"tensor '{t.Name}' has element type {OnnxDataTypes.Name(type)}, not an integer type.");
+        var raw = RawBytes(t);
+        var result = new long[ArrayLength(t)];
+        for (int k = 0; k < result.Length; k++)
         {
-            int k = (int)i;
-            result[i] = type switch
+            result[k] = type switch
             {
                 OnnxDataType.Int64 => BinaryPrimitives.ReadInt64LittleEndian(raw[(k * 8)..]),
                 OnnxDataType.UInt64 => (long)BinaryPrimitives.ReadUInt64LittleEndian(raw[(k * 8)..]),
@@ -218,6 +230,11 @@ public static class TensorData
         }
         return result;
     }
+
+    private static bool IsInteger(OnnxDataType type) => type is OnnxDataType.Int64 or OnnxDataType.UInt64
+        or OnnxDataType.Int32 or OnnxDataType.UInt32 or OnnxDataType.Int16 or OnnxDataType.UInt16
+        or OnnxDataType.Int8 or OnnxDataType.UInt8 or OnnxDataType.Bool or OnnxDataType.Int4
+        or OnnxDataType.UInt4 or OnnxDataType.Int2 or OnnxDataType.UInt2;
 
     // ---- encoding ---------------------------------------------------------------------------
 
@@ -292,6 +309,43 @@ public static class TensorData
         return FromRaw(name, dims, OnnxDataType.UInt4, raw);
     }
 
+    /// <summary>
+    /// Encodes integer values as any integer type (int64 down to packed int2, and bool as 0/1); each value
+    /// must fit the type. uint64 values above <see cref="long.MaxValue"/> are given as their two's-complement bits.
+    /// </summary>
+    internal static TensorProto FromIntegers(string name, ReadOnlySpan<long> dims, OnnxDataType type, ReadOnlySpan<long> values)
+    {
+        if (!IsInteger(type)) throw new ArgumentException($"{OnnxDataTypes.Name(type)} is not an integer type.", nameof(type));
+        var raw = new byte[OnnxDataTypes.ByteCount(type, values.Length)];
+        var (min, max) = type switch
+        {
+            OnnxDataType.Int64 or OnnxDataType.UInt64 => (long.MinValue, long.MaxValue),
+            OnnxDataType.Int32 => (int.MinValue, int.MaxValue),
+            OnnxDataType.UInt32 => (0, uint.MaxValue),
+            OnnxDataType.Int16 => (short.MinValue, short.MaxValue),
+            OnnxDataType.UInt16 => (0, ushort.MaxValue),
+            OnnxDataType.Int8 => (sbyte.MinValue, sbyte.MaxValue),
+            OnnxDataType.UInt8 => (0, byte.MaxValue),
+            OnnxDataType.Bool => (0, 1),
+            OnnxDataType.Int4 => (-8, 7),
+            OnnxDataType.UInt4 => (0, 15),
+            OnnxDataType.Int2 => (-2, 1),
+            _ => (0L, 3L), // uint2
+        };
+        int bits = OnnxDataTypes.BitsPerElement(type);
+        for (int i = 0; i < values.Length; i++)
+        {
+            long v = values[i];
+            if (v < min || v > max)
+                throw new ArgumentOutOfRangeException(nameof(values), $"tensor '{name}': value {v} at {i} does not fit {OnnxDataTypes.Name(type)} [{min}, {max}].");
+            if (bits < 8)
+                raw[i * bits / 8] |= (byte)((v & ((1 << bits) - 1)) << (i * bits % 8));
+            else
+                for (int b = 0; b < bits / 8; b++) raw[i * (bits / 8) + b] = (byte)(v >> (8 * b)); // little-endian two's complement
+        }
+        return FromRaw(name, dims, type, raw);
+    }
+
     // ---- sub-byte packing ---------------------------------------------------------------------
 
     /// <summary>Packs int4 values two per byte, the first value in the low nibble (ONNX's order).</summary>
@@ -315,6 +369,30 @@ public static class TensorData
             int v = values[i];
             if (v > 15) throw new ArgumentOutOfRangeException(nameof(values), $"uint4 value {v} at {i} is outside [0, 15].");
             packed[i >> 1] |= (byte)(v << ((i & 1) * 4));
+        }
+    }
+
+    /// <summary>Packs int2 values four per byte, the first value in the lowest two bits.</summary>
+    public static void PackInt2(ReadOnlySpan<sbyte> values, Span<byte> packed)
+    {
+        packed[..((values.Length + 3) / 4)].Clear();
+        for (int i = 0; i < values.Length; i++)
+        {
+            int v = values[i];
+            if (v < -2 || v > 1) throw new ArgumentOutOfRangeException(nameof(values), $"int2 value {v} at {i} is outside [-2, 1].");
+            packed[i >> 2] |= (byte)((v & 0x3) << ((i & 3) * 2));
+        }
+    }
+
+    /// <summary>Packs uint2 values four per byte, the first value in the lowest two bits.</summary>
+    public static void PackUInt2(ReadOnlySpan<byte> values, Span<byte> packed)
+    {
+        packed[..((values.Length + 3) / 4)].Clear();
+        for (int i = 0; i < values.Length; i++)
+        {
+            int v = values[i];
+            if (v > 3) throw new ArgumentOutOfRangeException(nameof(values), $"uint2 value {v} at {i} is outside [0, 3].");
+            packed[i >> 2] |= (byte)(v << ((i & 3) * 2));
         }
     }
 

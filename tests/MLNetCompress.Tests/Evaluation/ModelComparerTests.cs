@@ -105,8 +105,7 @@ public class ModelComparerTests
     [Fact]
     public void BundledMlp_AgainstItselfOnTheFashionSubset()
     {
-        var path = Path.Combine(RealModels.SamplesDir, "fashion_mnist_mlp.onnx");
-        if (!File.Exists(path)) return; // the sample is produced separately; the tiny MLP tests cover the logic
+        var path = RealModels.MlpSample;
         using var runner = MLNetCompress.Runtime.ModelRunner.Load(path);
         var feed = DataSpec.Parse($"fashion-mnist:{RealModels.FashionMnistSubset}", runner.Session);
         var report = ModelComparer.Compare(path, path, feed, new EvalOptions { BatchSize = 100, WarmupRuns = 1, MinLatencySamples = 10 });
