@@ -1,0 +1,300 @@
+using MLNetCompress.Compression;
+using MLNetCompress.Onnx;
+using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Onnx.Proto;
+
+namespace MLNetCompress.Quantization;
+
+/// <summary>
+/// Stores the float weights of Conv, ConvTranspose, Gemm and MatMul as int8 with per-channel float scales,
+/// and computes the original weight back with <c>Cast(q → float) → Mul(scale)</c> under its original name.
+/// ONNX Runtime constant-folds that pair at session load into a float initializer again, so the file is
+/// about 4x smaller and inference runs the same float kernels at the same speed. (A weight-only
+/// DequantizeLinear would not be folded before a Conv and would run on every inference.)
+/// </summary>
+/// <remarks>
+/// Weights are found wherever they live: initializers or Constant nodes, in the main graph or in
+/// If/Loop/Scan bodies, and behind a <c>Cast(→ float)</c> of a float16 weight. A weight read by several
+/// nodes is stored once. float16, bfloat16 and double weights are stored as int8 too and cast back to
+/// their type after the Mul. Weights below <see cref="Int8WeightStorageOptions.MinElements"/>, integer
+/// weights, graph outputs and initializers a caller may override are left alone, with a reason.
+/// Needs ai.onnx opset 7 (Mul with numpy broadcasting of the scales).
+/// </remarks>
+public sealed class Int8WeightStoragePass : GraphPass<Int8WeightStoragePlan>, ILayerReportingPass
+{
+    /// <summary>The lowest ai.onnx opset the pass rewrites: Mul broadcasts numpy-style from opset 7.</summary>
+    public const long MinOpset = 7;
+
+    /// <summary>Creates the pass.</summary>
+    /// <exception cref="ArgumentException">An option is out of range or names an unsupported op.</exception>
+    public Int8WeightStoragePass(Int8WeightStorageOptions? options = null)
+    {
+        Options = options ?? new Int8WeightStorageOptions();
+        Options.Validate();
+    }
+
+    /// <summary>The options.</summary>
+    public Int8WeightStorageOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string Name => "int8-weight-storage";
+
+    /// <summary>What the pass would do to <paramref name="graph"/>, without changing it.</summary>
+    public Int8WeightStoragePlan Preview(ModelGraph graph, PassContext? context = null)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        return Plan(graph, context ?? new PassContext());
+    }
+
+    /// <inheritdoc />
+    public PassResult Run(ModelGraph graph, PassContext context, ICollection<LayerChange> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        var plan = Plan(graph, context);
+        var result = Rewrite(graph, plan, context);
+        foreach (var w in plan.Weights) layers.Add(w.ToLayerChange());
+        return result;
+    }
+
+    // ---- plan -------------------------------------------------------------------------------
+
+    /// <summary>A constant found behind a weight input.</summary>
+    private sealed record Source(GraphScope Scope, string Name, TensorProto Tensor, ConstantKind Kind, NodeProto? Node);
+
+    /// <summary>A weight to quantize: where it is and the node that made it one.</summary>
+    private sealed record Candidate(Source Source, NodeProto Consumer, int InputIndex);
+
+    /// <inheritdoc />
+    protected override Int8WeightStoragePlan Plan(ModelGraph graph, PassContext context)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(context);
+        var skipped = new List<string>();
+        long opset = graph.OnnxOpset;
+        if (opset < MinOpset)
+        {
+            skipped.Add($"all weights: the model uses ai.onnx opset {opset}; storing weights as int8 needs opset {MinOpset} (Mul broadcasting the scales).");
+            return new Int8WeightStoragePlan([], skipped);
+        }
+
+        var candidates = new List<Candidate>();
+        var seen = new HashSet<(GraphScope, string)>();
+        foreach (var scope in graph.Scopes)
+            foreach (var node in scope.Nodes)
+            {
+                if (!IsOnnxDomain(node) || !Options.Ops.Contains(node.OpType)) continue;
+                for (int i = 0; i < node.Input.Count; i++)
+                {
+                    string input = node.Input[i];
+                    if (input.Length == 0 || !WeightInputs.IsWeightInput(node, i)) continue;
+                    var (source, reason) = Resolve(scope, input);
+                    if (reason is not null) skipped.Add($"{input} ({node.OpType} '{GraphScope.NodeLabel(node)}'): {reason}");
+                    // A weight shared by several nodes is stored once; the first reader picks its axis.
+                    if (source is not null && seen.Add((source.Scope, source.Name)))
+                        candidates.Add(new Candidate(source, node, i));
+                }
+            }
+
+        var weights = new List<PlannedWeight>(candidates.Count);
+        for (int k = 0; k < candidates.Count; k++)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            context.Report(Name, "quantize", k, candidates.Count);
+            var c = candidates[k];
+            var planned = PlanWeight(graph, c, out string? reason);
+            if (planned is not null) weights.Add(planned);
+            else skipped.Add($"{c.Source.Name} ({c.Consumer.OpType} in {c.Source.Scope.Path}): {reason}");
+        }
+        context.Report(Name, "quantize", candidates.Count, candidates.Count);
+        return new Int8WeightStoragePlan(weights, skipped);
+    }
+
+    /// <summary>
+    /// The constant behind a value read in <paramref name="scope"/>, looked up through enclosing graphs and
+    /// through one <c>Cast(→ float)</c>; null for a computed value. A reason is given only where a weight
+    /// was expected but is not one this pass can store.
+    /// </summary>
+    private static (Source? Source, string? Reason) Resolve(GraphScope scope, string value, bool throughCast = true)
+    {
+        for (var s = scope; s is not null; s = s.Parent)
+        {
+            if (s.Initializer(value) is { } t) return (new Source(s, value, t, ConstantKind.Initializer, null), null);
+            if (s.Producer(value) is { } p)
+            {
+                if (!IsOnnxDomain(p)) return (null, null);
+                switch (p.OpType)
+                {
+                    case "Constant" when GraphScope.ConstantNodeTensor(p) is { } ct:
+                        return (new Source(s, value, ct, ConstantKind.ConstantNode, p), null);
+                    case "Cast" when throughCast && p.Input.Count == 1
+                                     && WeightInputs.IntAttribute(p, "to", 0) == (long)OnnxDataType.Float:
+                        // float16 weights are often kept as float16 and cast to float for the op.
+                        var (inner, _) = Resolve(s, p.Input[0], throughCast: false);
+                        return inner is not null && OnnxDataTypes.IsFloatingPoint(TypeOf(inner.Tensor)) ? (inner, null) : (null, null);
+                    case "DequantizeLinear":
+                        return (null, "already quantized (computed by DequantizeLinear)");
+                    default:
+                        return (null, null);
+                }
+            }
+            // A graph input, or a Loop/Scan body input: not a constant.
+            if (s.IsGraphInput(value)) return (null, null);
+        }
+        return (null, null);
+    }
+
+    private PlannedWeight? PlanWeight(ModelGraph graph, Candidate c, out string? reason)
+    {
+        var (scope, name, tensor, kind, node) = c.Source;
+        var type = TypeOf(tensor);
+        if (!OnnxDataTypes.IsFloatingPoint(type))
+        {
+            reason = $"stored as {OnnxDataTypes.Name(type)}, not a float type; left as it is.";
+            return null;
+        }
+        if (type == OnnxDataType.BFloat16 && graph.OnnxOpset < 13)
+        {
+            reason = $"a bfloat16 weight needs opset 13 to cast back (the model has {graph.OnnxOpset}).";
+            return null;
+        }
+        var dims = tensor.Dims.ToArray();
+        long count = TensorData.ElementCount(dims, name);
+        if (count < Options.MinElements)
+        {
+            reason = $"{count} elements, below MinElements {Options.MinElements}.";
+            return null;
+        }
+        if (scope.IsGraphOutput(name))
+        {
+            reason = "it is also a graph output; its exact value is part of the model's result.";
+            return null;
+        }
+        // From IR 4 an initializer listed among the inputs is a default the caller may override at run time.
+        if (kind == ConstantKind.Initializer && graph.IrVersion >= 4 && scope.Proto.Input.Any(i => i.Name == name))
+        {
+            reason = "it is also a graph input, so callers may override it; left as it is.";
+            return null;
+        }
+
+        int? axis = Options.PerChannel && dims.Length >= 2 ? WeightInputs.Axis(c.Consumer, c.InputIndex, dims.Length) : null;
+        int scaleCount = SymmetricInt8.ScaleCount(dims, axis);
+        long bytesBefore = OnnxDataTypes.ByteCount(type, count);
+        if (count + 4L * scaleCount >= bytesBefore)
+        {
+            // A weight with nearly one channel per value would grow; fall back to one scale.
+            axis = null;
+            scaleCount = 1;
+        }
+        if (count + 4L >= bytesBefore)
+        {
+            reason = $"{count} elements would not shrink as int8 plus a scale.";
+            return null;
+        }
+        var values = TensorData.ToFloatArray(tensor);
+        var quantized = new sbyte[count];
+        var scales = new float[scaleCount];
+        if (!SymmetricInt8.TryQuantize(values, dims, axis, quantized, scales, out float error))
+        {
+            reason = "it holds NaN or infinite values, which int8 cannot represent.";
+            return null;
+        }
+        reason = null;
+        return new PlannedWeight(scope, name, kind, node, c.Consumer.OpType, dims, type, axis, quantized, scales, error);
+    }
+
+    // ---- rewrite ----------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    protected override PassResult Rewrite(ModelGraph graph, Int8WeightStoragePlan plan, PassContext context)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(context);
+        if (plan.Weights.Count == 0) return PassResult.Unchanged(Name, plan.Skipped);
+        // One line per stored weight.
+        var changes = new List<string>(plan.Weights.Count);
+        for (int k = 0; k < plan.Weights.Count; k++)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            context.Report(Name, "rewrite", k, plan.Weights.Count);
+            var w = plan.Weights[k];
+            StoreAsInt8(graph, w);
+            changes.Add(w.ToString());
+        }
+        context.Report(Name, "rewrite", plan.Weights.Count, plan.Weights.Count);
+        return new PassResult(Name, true, changes, plan.Skipped);
+    }
+
+    /// <summary>
+    /// Replaces the weight by int8 values and scales (stored the way the weight was: initializers or
+    /// Constant nodes) and inserts, before its first reader, the nodes that compute it back under its name.
+    /// </summary>
+    private static void StoreAsInt8(ModelGraph graph, PlannedWeight w)
+    {
+        var scope = w.Scope;
+        var anchor = FirstConsumer(scope, w.Name);
+        var scaleDims = new long[w.Axis is null ? 0 : w.ShapeArray.Length];
+        if (w.Axis is int axis)
+        {
+            Array.Fill(scaleDims, 1L);
+            scaleDims[axis] = w.ShapeArray[axis];
+        }
+        var q = TensorData.FromInt8(graph.UniqueName(w.Name + "_int8"), w.ShapeArray, w.Quantized);
+        var scale = TensorData.FromFloats(graph.UniqueName(w.Name + "_scale"), scaleDims, w.Scales);
+
+        if (w.Kind == ConstantKind.Initializer)
+        {
+            // Also drops its graph-input entry in IR 3 models, where every initializer is listed as an input.
+            scope.RemoveInitializer(w.Name);
+            scope.AddInitializer(q);
+            scope.AddInitializer(scale);
+        }
+        else
+        {
+            scope.RemoveNode(w.ConstantNode!);
+            scope.InsertBefore(ConstantNode(graph, q), anchor);
+            scope.InsertBefore(ConstantNode(graph, scale), anchor);
+        }
+
+        string asFloat = graph.UniqueName(w.Name + "_int8_float");
+        string product = w.DataType == OnnxDataType.Float ? w.Name : graph.UniqueName(w.Name + "_dequantized");
+        scope.InsertBefore(Node(graph, "Cast", w.Name + "_int8_cast", [q.Name], [asFloat], CastTo(OnnxDataType.Float)), anchor);
+        scope.InsertBefore(Node(graph, "Mul", w.Name + "_int8_scale", [asFloat, scale.Name], [product]), anchor);
+        // Scales multiply in float (ONNX Runtime has float kernels for every op here, so all of it folds),
+        // then the result goes back to the weight's own type.
+        if (w.DataType != OnnxDataType.Float)
+            scope.InsertBefore(Node(graph, "Cast", w.Name + "_int8_restore", [product], [w.Name], CastTo(w.DataType)), anchor);
+    }
+
+    private static NodeProto FirstConsumer(GraphScope scope, string value)
+    {
+        NodeProto? first = null;
+        int firstIndex = int.MaxValue;
+        foreach (var n in scope.Consumers(value))
+        {
+            int at = scope.Proto.Node.IndexOf(n);
+            if (at < firstIndex) { first = n; firstIndex = at; }
+        }
+        return first ?? throw new InvalidOperationException($"'{value}' has no reader in graph {scope.Path}.");
+    }
+
+    private static NodeProto Node(ModelGraph graph, string opType, string namePrefix, string[] inputs, string[] outputs, params AttributeProto[] attributes)
+    {
+        var node = new NodeProto { OpType = opType, Name = graph.UniqueName(namePrefix) };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(outputs);
+        node.Attribute.AddRange(attributes);
+        return node;
+    }
+
+    private static NodeProto ConstantNode(ModelGraph graph, TensorProto value) =>
+        Node(graph, "Constant", value.Name + "_constant", [], [value.Name],
+            new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = value });
+
+    private static AttributeProto CastTo(OnnxDataType type) =>
+        new() { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)type };
+
+    private static OnnxDataType TypeOf(TensorProto t) => OnnxDataTypes.FromWire(t.DataType);
+
+    private static bool IsOnnxDomain(NodeProto n) => n.Domain is "" or "ai.onnx";
+}

@@ -1,0 +1,17 @@
+using BenchmarkDotNet.Running;
+using MLNetCompress.Benchmarks.Board;
+
+// Two entry points:
+//   board [--case NAME ...] [--out DIR] [--n N]   the benchmark board: model x recipe x data cases,
+//                                                 a Markdown and a JSON table (see Board/README.md)
+//   micro [BenchmarkDotNet arguments]             BenchmarkDotNet micro-benchmarks of the kernels
+if (args.Length > 0 && args[0] == "micro")
+{
+    BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args[1..]);
+    return 0;
+}
+if (args.Length > 0 && args[0] == "board")
+    return BenchmarkBoard.Run(args[1..]);
+
+Console.Error.WriteLine("usage: MLNetCompress.Benchmarks board [--case NAME ...] [--out DIR] [--n N] | micro [BenchmarkDotNet args]");
+return 2;
