@@ -4,6 +4,7 @@ using MLNetCompress.Benchmarks.Board;
 // Two entry points:
 //   board [--case NAME ...] [--out DIR] [--n N]   the benchmark board: model x recipe x data cases,
 //                                                 a Markdown and a JSON table (see Board/README.md)
+//   io MODEL [--runs N]                           load+save median time and peak memory of one model
 //   micro [BenchmarkDotNet arguments]             BenchmarkDotNet micro-benchmarks of the kernels
 if (args.Length > 0 && args[0] == "micro")
 {
@@ -12,6 +13,8 @@ if (args.Length > 0 && args[0] == "micro")
 }
 if (args.Length > 0 && args[0] == "board")
     return BenchmarkBoard.Run(args[1..]);
+if (args.Length > 0 && args[0] == "io")
+    return ModelIoMeasure.Run(args[1..]);
 
-Console.Error.WriteLine("usage: MLNetCompress.Benchmarks board [--case NAME ...] [--out DIR] [--n N] | micro [BenchmarkDotNet args]");
+Console.Error.WriteLine("usage: MLNetCompress.Benchmarks board [--case MODEL/RECIPE ...] [--out DIR] [--n N] [--threads T] | io MODEL [--runs N] | micro [BenchmarkDotNet args]");
 return 2;
