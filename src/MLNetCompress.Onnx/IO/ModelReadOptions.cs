@@ -6,7 +6,7 @@ public sealed record ModelReadOptions
     /// <summary>Largest accepted protobuf, in bytes. Protobuf itself caps a message at 2 GiB.</summary>
     public long MaxModelBytes { get; init; } = int.MaxValue;
 
-    /// <summary>Deepest nesting of messages accepted (subgraphs nest); stops hostile recursion.</summary>
+    /// <summary>Deepest nesting of messages accepted (subgraphs nest); stops hostile recursion. At most 100, Google.Protobuf's own limit.</summary>
     public int RecursionLimit { get; init; } = 100;
 
     /// <summary>Largest total of external data accepted, in bytes.</summary>

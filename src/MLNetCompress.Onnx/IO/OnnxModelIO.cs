@@ -20,25 +20,63 @@ public static class OnnxModelIO
             throw new OnnxFormatException($"model file '{path}' is empty; pass an .onnx file.");
         if (info.Length > options.MaxModelBytes)
             throw new OnnxFormatException($"model file '{path}' is {info.Length} bytes, over the {options.MaxModelBytes}-byte limit of one protobuf; store large tensors as external data.");
-        using var stream = File.OpenRead(path);
+        // The whole file, then a parse from memory: Google.Protobuf parsing a stream buffers every large
+        // bytes field twice (3.5x the file for ResNet18), parsing a buffer copies it once.
+        var bytes = File.ReadAllBytes(path);
         var baseDir = options.BaseDirectory ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
-        return Read(stream, Path.GetFileName(path), options with { BaseDirectory = baseDir });
+        return Read(bytes, options with { BaseDirectory = baseDir }, Path.GetFileName(path));
     }
 
     /// <summary>Reads a model from bytes. External data needs <see cref="ModelReadOptions.BaseDirectory"/>.</summary>
     internal static ModelProto Read(byte[] bytes, ModelReadOptions? options = null, string displayName = "model bytes")
     {
-        using var stream = new MemoryStream(bytes, writable: false);
-        return Read(stream, displayName, options ?? new ModelReadOptions());
+        options ??= new ModelReadOptions();
+        if (bytes.LongLength > options.MaxModelBytes)
+            throw new OnnxFormatException($"'{displayName}' is {bytes.LongLength} bytes, over the {options.MaxModelBytes}-byte limit; raise ModelReadOptions.MaxModelBytes or store large tensors as external data.");
+        ModelProto model;
+        if (options.RecursionLimit >= ProtobufDefaultRecursionLimit)
+            model = ParseBuffer(bytes, displayName);
+        else
+        {
+            using var stream = new MemoryStream(bytes, writable: false);
+            model = Parse(stream, displayName, (int)Math.Min(options.MaxModelBytes, int.MaxValue), options.RecursionLimit);
+        }
+        return Finish(model, displayName, options);
     }
 
     /// <summary>Reads a model from a stream. External data needs <see cref="ModelReadOptions.BaseDirectory"/>.</summary>
     internal static ModelProto Read(Stream stream, string displayName, ModelReadOptions options)
     {
+        if (stream.CanSeek && stream.Length - stream.Position <= options.MaxModelBytes)
+        {
+            var bytes = new byte[stream.Length - stream.Position];
+            stream.ReadExactly(bytes);
+            return Read(bytes, options, displayName);
+        }
         var model = Parse(stream, displayName, (int)Math.Min(options.MaxModelBytes, int.MaxValue), options.RecursionLimit);
+        return Finish(model, displayName, options);
+    }
+
+    private static ModelProto Finish(ModelProto model, string displayName, ModelReadOptions options)
+    {
         CheckIsModel(model, displayName);
         ExternalData.LoadAll(model, options, displayName);
         return model;
+    }
+
+    // Google.Protobuf's buffer parser enforces this nesting limit itself; a lower limit needs the stream parser.
+    private const int ProtobufDefaultRecursionLimit = 100;
+
+    private static ModelProto ParseBuffer(byte[] bytes, string displayName)
+    {
+        try
+        {
+            return ModelProto.Parser.ParseFrom(new System.Buffers.ReadOnlySequence<byte>(bytes));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new OnnxFormatException($"'{displayName}' is not a readable ONNX model ({FirstLine(e.Message)}); the file may be truncated or not an .onnx file.", e);
+        }
     }
 
     /// <summary>

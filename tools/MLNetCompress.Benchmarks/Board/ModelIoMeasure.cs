@@ -30,6 +30,8 @@ public static class ModelIoMeasure
             ModelGraph.Load(path).Save(output); // warm-up: JIT and file cache
             for (int i = 0; i < runs; i++)
             {
+                // Collect the previous run's garbage so the peak is one load+save's, not fifteen's.
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
                 var clock = Stopwatch.StartNew();
                 ModelGraph.Load(path).Save(output);
                 times[i] = clock.Elapsed.TotalMilliseconds;
