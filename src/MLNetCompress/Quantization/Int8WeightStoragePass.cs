@@ -20,7 +20,7 @@ namespace MLNetCompress.Quantization;
 /// weights, graph outputs and initializers a caller may override are left alone, with a reason.
 /// Needs ai.onnx opset 7 (Mul with numpy broadcasting of the scales).
 /// </remarks>
-public sealed class Int8WeightStoragePass : GraphPass<Int8WeightStoragePlan>, ILayerReportingPass
+public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStoragePlan>
 {
     /// <summary>The lowest ai.onnx opset the pass rewrites: Mul broadcasts numpy-style from opset 7.</summary>
     public const long MinOpset = 7;
@@ -39,22 +39,9 @@ public sealed class Int8WeightStoragePass : GraphPass<Int8WeightStoragePlan>, IL
     /// <inheritdoc />
     public override string Name => "int8-weight-storage";
 
-    /// <summary>What the pass would do to <paramref name="graph"/>, without changing it.</summary>
-    public Int8WeightStoragePlan Preview(ModelGraph graph, PassContext? context = null)
-    {
-        ArgumentNullException.ThrowIfNull(graph);
-        return Plan(graph, context ?? new PassContext());
-    }
-
     /// <inheritdoc />
-    public PassResult Run(ModelGraph graph, PassContext context, ICollection<LayerChange> layers)
-    {
-        ArgumentNullException.ThrowIfNull(layers);
-        var plan = Plan(graph, context);
-        var result = Rewrite(graph, plan, context);
-        foreach (var w in plan.Weights) layers.Add(w.ToLayerChange());
-        return result;
-    }
+    protected override IEnumerable<LayerChange> LayerChanges(Int8WeightStoragePlan plan) =>
+        plan.Weights.Select(w => w.ToLayerChange());
 
     // ---- plan -------------------------------------------------------------------------------
 
