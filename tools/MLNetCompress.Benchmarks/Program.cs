@@ -8,7 +8,10 @@ using MLNetCompress.Benchmarks.Board;
 //   micro [BenchmarkDotNet arguments]             BenchmarkDotNet micro-benchmarks of the kernels
 if (args.Length > 0 && args[0] == "micro")
 {
-    BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args[1..]);
+    // In-process: BenchmarkDotNet's generated out-of-process project picks up this repository's
+    // Directory.Build.props and ran the kernels about 1000x slower than a Release build (seen here).
+    var benchmarkArgs = args[1..].Contains("--inProcess") ? args[1..] : [.. args[1..], "--inProcess"];
+    BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(benchmarkArgs);
     return 0;
 }
 if (args.Length > 0 && args[0] == "board")

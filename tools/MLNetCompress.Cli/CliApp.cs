@@ -65,6 +65,7 @@ public static class CliApp
         root.Subcommands.Add(InspectCommand.Create(Context));
         root.Subcommands.Add(EvalCommand.Create(Context));
         root.Subcommands.Add(DemoCommand.Create(Context));
+        root.Subcommands.Add(UpgradeCommand.Create(Context));
         return root;
     }
 }
