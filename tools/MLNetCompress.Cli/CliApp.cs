@@ -66,6 +66,8 @@ public static class CliApp
         root.Subcommands.Add(EvalCommand.Create(Context));
         root.Subcommands.Add(DemoCommand.Create(Context));
         root.Subcommands.Add(UpgradeCommand.Create(Context));
+        root.Subcommands.Add(PruneCommand.Create(Context));
+        root.Subcommands.Add(ClusterCommand.Create(Context));
         return root;
     }
 }

@@ -56,6 +56,13 @@ public abstract class GraphPass<TPlan> : IGraphPass
 
     /// <inheritdoc />
     public PassResult Run(ModelGraph graph, PassContext context) => Rewrite(graph, Plan(graph, context), context);
+
+    /// <summary>What the pass would do to <paramref name="graph"/>, without changing it.</summary>
+    public TPlan Preview(ModelGraph graph, PassContext? context = null)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        return Plan(graph, context ?? new PassContext());
+    }
 }
 
 /// <summary>A pass left the graph broken; the message names the pass and the broken invariant.</summary>

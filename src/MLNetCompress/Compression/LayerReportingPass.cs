@@ -5,19 +5,11 @@ namespace MLNetCompress.Compression;
 
 /// <summary>
 /// The base of passes that change weights layer by layer: plan, rewrite, and report one
-/// <see cref="LayerChange"/> per weight the plan touched. <see cref="Preview"/> shows the plan without
-/// changing the graph.
+/// <see cref="LayerChange"/> per weight the plan touched.
 /// </summary>
 /// <typeparam name="TPlan">What the planning step decided.</typeparam>
 public abstract class LayerReportingPass<TPlan> : GraphPass<TPlan>, ILayerReportingPass
 {
-    /// <summary>What the pass would do to <paramref name="graph"/>, without changing it.</summary>
-    public TPlan Preview(ModelGraph graph, PassContext? context = null)
-    {
-        ArgumentNullException.ThrowIfNull(graph);
-        return Plan(graph, context ?? new PassContext());
-    }
-
     /// <inheritdoc />
     public PassResult Run(ModelGraph graph, PassContext context, ICollection<LayerChange> layers)
     {

@@ -67,8 +67,6 @@ public sealed class ConstantFoldingPass : GraphPass<ConstantFoldingPass.FoldingP
         public IReadOnlyList<string> Skipped { get; }
     }
 
-    /// <summary>What the pass would fold, without changing the graph.</summary>
-    public FoldingPlan Preview(ModelGraph graph) => Plan(graph, new PassContext());
 
     /// <inheritdoc />
     protected override FoldingPlan Plan(ModelGraph graph, PassContext context)

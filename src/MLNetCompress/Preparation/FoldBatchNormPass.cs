@@ -51,8 +51,6 @@ public sealed class FoldBatchNormPass : GraphPass<FoldBatchNormPass.FoldPlan>
     internal sealed record Fold(GraphScope Scope, NodeProto Layer, NodeProto Norm, TensorProto Weight, TensorProto? Bias,
         float[] Scale, float[] Shift, double Epsilon);
 
-    /// <summary>What the pass would fold in <paramref name="graph"/>, without changing it.</summary>
-    public FoldPlan Preview(ModelGraph graph) => Plan(graph, new PassContext());
 
     /// <inheritdoc />
     protected override FoldPlan Plan(ModelGraph graph, PassContext context)

@@ -79,8 +79,6 @@ public sealed class OpsetUpgradePass : GraphPass<OpsetUpgradePass.UpgradePlan>
         public int Rewrites => Nodes.Sum(n => n.Steps.Count);
     }
 
-    /// <summary>What the upgrade would do; throws <see cref="OpsetUpgradeException"/> when it cannot be done.</summary>
-    public UpgradePlan Preview(ModelGraph graph) => Plan(graph, new PassContext());
 
     /// <inheritdoc />
     protected override UpgradePlan Plan(ModelGraph graph, PassContext context)

@@ -1,0 +1,56 @@
+using MLNetCompress.Onnx;
+using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Testing;
+
+namespace MLNetCompress.Cli.Tests;
+
+public class PruneCommandTests
+{
+    private static string Probes => $"fashion-mnist:{RealModels.FashionMnistSubset}:test";
+
+    [Fact]
+    public async Task Prune_HalfOfTheMlp_WithSparseStorage_WritesAVerifiedSmallerModel()
+    {
+        var dir = RealModels.TempDir("prune-cli");
+        var output = Path.Combine(dir, "mlp.pruned.onnx");
+        var run = await CliRunner.Run("prune", RealModels.MlpSample, "-o", output, "--sparsity", "0.5", "--sparse-storage",
+            "--calibration", Probes, "--min-cosine", "0.95", "--report", dir, "-q");
+        Assert.True(run.ExitCode == 0, run.Err);
+        Assert.Contains("net.0.weight", run.Out);
+        Assert.Contains("50.0% zeros", run.Out);
+
+        // At 50% zeros a value plus its int32 index (8 bytes) per non-zero is no smaller than 4 dense bytes per value:
+        // sparse storage leaves the weight dense, and the written model holds exactly half zeros.
+        var proto = ModelProto.Parser.ParseFrom(File.ReadAllBytes(output));
+        var w = proto.Graph.Initializer.Single(t => t.Name == "net.0.weight");
+        var values = TensorData.ToFloatArray(w);
+        Assert.Equal(Math.Round(0.5 * values.Length), values.Count(v => v == 0));
+        Assert.True(File.Exists(Path.Combine(dir, "prune-report.json")));
+    }
+
+    [Fact]
+    public async Task Prune_90PercentGlobal_StoresSparsely_AndTheFileShrinks()
+    {
+        var dir = RealModels.TempDir("prune-cli-global");
+        var output = Path.Combine(dir, "mlp.p90.onnx");
+        var run = await CliRunner.Run("prune", RealModels.MlpSample, "-o", output, "--sparsity", "0.9", "--global", "--sparse-storage",
+            "--calibration", Probes, "--min-cosine", "0.5", "-q");
+        Assert.True(run.ExitCode == 0, run.Err);
+        Assert.True(new FileInfo(output).Length * 3 < new FileInfo(RealModels.MlpSample).Length);
+        Assert.NotEmpty(ModelProto.Parser.ParseFrom(File.ReadAllBytes(output)).Graph.SparseInitializer);
+    }
+
+    [Theory]
+    [InlineData(1, "--global")]                       // --global without --sparsity: bad input
+    [InlineData(1, "--sparsity", "0.5", "--std-rate", "1")]
+    [InlineData(1, "--pattern", "4:2")]
+    [InlineData(2, "--sparsity", "1.5")]              // out of range: a parse error
+    public async Task Prune_BadOptions_FailCleanly_AndWriteNothing(int exitCode, params string[] options)
+    {
+        var output = Path.Combine(RealModels.TempDir("prune-cli-bad"), "out.onnx");
+        var run = await CliRunner.Run(["prune", RealModels.MlpSample, "-o", output, .. options]);
+        if (exitCode == 1) run.AssertCleanFailure(1);
+        else Assert.Equal(2, run.ExitCode);
+        Assert.False(File.Exists(output));
+    }
+}

@@ -1,0 +1,92 @@
+using System.CommandLine;
+using System.Globalization;
+using MLNetCompress.Clustering;
+using MLNetCompress.Compression;
+using MLNetCompress.Data;
+using MLNetCompress.Evaluation;
+using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Pruning;
+using MLNetCompress.Runtime;
+
+namespace MLNetCompress.Cli.Commands;
+
+/// <summary>
+/// <c>cluster MODEL -o OUT --clusters K [--init kmeans++|linear|density] [--seed N] [--max-iterations N]
+/// [--exclude NAME]... [--min-elements N] [--sparse-storage] [--calibration SPEC] [--min-cosine C] [--report DIR]</c>:
+/// weight sharing — each layer's weights become K centroids (a codebook) and an index per weight, gathered back
+/// at load; verifies the result in ONNX Runtime and writes it.
+/// </summary>
+internal static class ClusterCommand
+{
+    public static Command Create(Func<ParseResult, CliContext> context)
+    {
+        var model = new Argument<string>("MODEL") { Description = "The .onnx model to cluster (only read)." };
+        var output = new Option<string>("--output", "-o") { Description = "The clustered model to write.", Required = true, HelpName = "OUT" };
+        var clusters = new Option<int>("--clusters", "-k") { Description = "Centroids per layer, 2 to 256; 16 or fewer store 4-bit indices.", Required = true, HelpName = "K" };
+        clusters.CustomParser = r => (int)(PruneCommand.ParseNumber(r, "--clusters", v => v is >= 2 and <= 256 && v == Math.Floor(v), "a whole number from 2 to 256") ?? 0);
+        var init = new Option<string>("--init")
+        {
+            Description = "How centroids start: kmeans++ (default), linear (evenly between min and max) or density (quantiles).",
+            DefaultValueFactory = _ => "kmeans++",
+            HelpName = "INIT",
+        };
+        init.AcceptOnlyFromAmong("kmeans++", "linear", "density");
+        var seed = new Option<int>("--seed") { Description = "Seed of kmeans++ (same seed, same model; default 0).", HelpName = "N" };
+        var iterations = new Option<int?>("--max-iterations") { Description = "Lloyd iterations at most per layer (default 100).", HelpName = "N" };
+        iterations.CustomParser = r => (int?)PruneCommand.ParseNumber(r, "--max-iterations", v => v >= 0 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 0");
+        var exclude = new Option<string[]>("--exclude") { Description = "A weight or node name to leave alone (repeatable).", HelpName = "NAME" };
+        var minElements = new Option<int?>("--min-elements") { Description = "Leave weights with fewer values in float (default 1024).", HelpName = "N" };
+        minElements.CustomParser = r => (int?)PruneCommand.ParseNumber(r, "--min-elements", v => v >= 0 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 0");
+        var sparseStorage = new Option<bool>("--sparse-storage") { Description = "Afterwards, store mostly-zero tensors as sparse initializers when that is smaller." };
+        var calibration = new Option<string?>("--calibration", "-c")
+        {
+            Description = $"Probe data for verification (a data spec: {DataSpec.Expected}); default: random probes.",
+            HelpName = "SPEC",
+        };
+        var minCosine = new Option<double>("--min-cosine")
+        {
+            Description = "The written model's outputs must have at least this cosine with the original's on every probe row (default 0.99).",
+            DefaultValueFactory = _ => 0.99,
+            HelpName = "C",
+        };
+        var report = new Option<string?>("--report") { Description = "Folder to write cluster-report.json into (per-layer centroids, bits, error).", HelpName = "DIR" };
+        var command = new Command("cluster",
+            "Weight sharing: replace each Conv, ConvTranspose, Gemm and MatMul weight by K centroids and a 4- or 8-bit index per " +
+            "weight (zeros of a pruned layer stay exactly zero), gathered back at load so inference runs at fp32 speed; " +
+            "verify the result in ONNX Runtime and write it.")
+        {
+            model, output, clusters, init, seed, iterations, exclude, minElements, sparseStorage, calibration, minCosine, report,
+        };
+        command.SetAction(async (ParseResult r, CancellationToken ct) =>
+        {
+            var ctx = context(r);
+            string path = r.GetValue(model)!;
+            ModelFiles.Require(path, "MODEL");
+            double cosine = r.GetValue(minCosine);
+            if (!(cosine is >= -1 and <= 1))
+                throw new InputException($"--min-cosine takes a value in [-1, 1], not {cosine.ToString(CultureInfo.InvariantCulture)}");
+            var defaults = new KMeansClusteringOptions();
+            var options = new KMeansClusteringOptions
+            {
+                Clusters = r.GetValue(clusters),
+                Init = r.GetValue(init) switch { "linear" => KMeansInit.Linear, "density" => KMeansInit.Density, _ => KMeansInit.KMeansPlusPlus },
+                Seed = r.GetValue(seed),
+                MaxIterations = r.GetValue(iterations) ?? defaults.MaxIterations,
+                Exclude = (r.GetValue(exclude) ?? []).ToHashSet(StringComparer.Ordinal),
+                MinElements = r.GetValue(minElements) ?? defaults.MinElements,
+            };
+            List<IGraphPass> passes = [new KMeansClusteringPass(options)];
+            if (r.GetValue(sparseStorage)) passes.Add(new SparseStoragePass());
+            // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
+            string? spec = r.GetValue(calibration);
+            IDataFeed? probes = spec is null ? null
+                : DataSpec.Parse(spec, ModelFiles.Inputs(path, RuntimeOptions.Default), new DataSpecOptions { ModelPath = path });
+            var compression = new CompressionOptions { OutputPath = r.GetValue(output)!, Probes = probes, Verification = new VerifyOptions { MinCosine = cosine } };
+            var result = await PruneCommand.CompressWithProgress(ctx, "clustering", path, passes, compression, ct).ConfigureAwait(false);
+            ctx.Render(DemoCommand.ToDocument(result));
+            await PruneCommand.WriteReportAsync(ctx, r.GetValue(report), "cluster-report.json", result, ct).ConfigureAwait(false);
+            return ErrorReporter.Success;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,144 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MLNetCompress.Cli.Output;
+using MLNetCompress.Compression;
+using MLNetCompress.Data;
+using MLNetCompress.Evaluation;
+using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Pruning;
+using MLNetCompress.Runtime;
+
+namespace MLNetCompress.Cli.Commands;
+
+/// <summary>
+/// <c>prune MODEL -o OUT (--sparsity S | --std-rate R | --pattern N:M) [--global] [--pattern N:M] [--sparse-storage]
+/// [--exclude NAME]... [--min-elements N] [--calibration SPEC] [--min-cosine C] [--report DIR]</c>: zeroes the
+/// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally stores them sparsely, verifies the result in
+/// ONNX Runtime and writes it.
+/// </summary>
+internal static class PruneCommand
+{
+    public static Command Create(Func<ParseResult, CliContext> context)
+    {
+        var model = new Argument<string>("MODEL") { Description = "The .onnx model to prune (only read)." };
+        var output = new Option<string>("--output", "-o") { Description = "The pruned model to write.", Required = true, HelpName = "OUT" };
+        var sparsity = new Option<double?>("--sparsity", "-s") { Description = "Fraction of each layer's weights to zero, in [0, 1) (with --global: of all pruned weights).", HelpName = "S" };
+        sparsity.CustomParser = r => ParseNumber(r, "--sparsity", v => v is >= 0 and < 1, "a fraction in [0, 1)");
+        var stdRate = new Option<double?>("--std-rate") { Description = "Zero every |w| ≤ R × the layer's standard deviation (the classic rule).", HelpName = "R" };
+        stdRate.CustomParser = r => ParseNumber(r, "--std-rate", v => v >= 0 && double.IsFinite(v), "a number ≥ 0");
+        var global = new Option<bool>("--global") { Description = "One magnitude threshold over all layers, chosen to reach --sparsity overall." };
+        var pattern = new Option<string?>("--pattern") { Description = "N:M sparsity (e.g. 2:4) along each layer's input channels; alone or before --sparsity/--std-rate.", HelpName = "N:M" };
+        var sparseStorage = new Option<bool>("--sparse-storage") { Description = "Store mostly-zero weights as sparse initializers (values + indices) when that is smaller." };
+        var exclude = new Option<string[]>("--exclude") { Description = "A weight or node name to leave alone (repeatable).", HelpName = "NAME", AllowMultipleArgumentsPerToken = false };
+        var minElements = new Option<int?>("--min-elements") { Description = "Leave weights with fewer values alone (default 1024).", HelpName = "N" };
+        minElements.CustomParser = r => (int?)ParseNumber(r, "--min-elements", v => v >= 0 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 0");
+        var calibration = new Option<string?>("--calibration", "-c")
+        {
+            Description = $"Probe data for verification (a data spec: {DataSpec.Expected}); default: random probes.",
+            HelpName = "SPEC",
+        };
+        var minCosine = new Option<double>("--min-cosine")
+        {
+            Description = "The written model's outputs must have at least this cosine with the original's on every probe row (default 0.99).",
+            DefaultValueFactory = _ => 0.99,
+            HelpName = "C",
+        };
+        var report = new Option<string?>("--report") { Description = "Folder to write prune-report.json into (per-layer sparsity, threshold, bytes).", HelpName = "DIR" };
+        var command = new Command("prune",
+            "Zero the smallest-magnitude weights of Conv, ConvTranspose, Gemm and MatMul layers (per layer, globally, or N:M), " +
+            "optionally store them sparsely so the file shrinks; verify the result in ONNX Runtime and write it. " +
+            "Give --sparsity, --std-rate or --pattern.")
+        {
+            model, output, sparsity, stdRate, global, pattern, sparseStorage, exclude, minElements, calibration, minCosine, report,
+        };
+        command.SetAction(async (ParseResult r, CancellationToken ct) =>
+        {
+            var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(sparsity), r.GetValue(stdRate), r.GetValue(global),
+                r.GetValue(pattern), r.GetValue(sparseStorage), r.GetValue(exclude) ?? [], r.GetValue(minElements), r.GetValue(calibration),
+                r.GetValue(minCosine), r.GetValue(report));
+            return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private sealed record Settings(string Model, string Output, double? Sparsity, double? StdRate, bool Global, string? Pattern,
+        bool SparseStorage, string[] Exclude, int? MinElements, string? Calibration, double MinCosine, string? Report);
+
+    /// <summary>Parses a number option; a value outside the range is a one-line parse error naming the option.</summary>
+    internal static double? ParseNumber(System.CommandLine.Parsing.ArgumentResult r, string name, Func<double, bool> valid, string expected)
+    {
+        if (r.Tokens.Count == 0) return null;
+        var text = r.Tokens[^1].Value;
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && valid(v)) return v;
+        r.AddError($"{name} takes {expected}, not '{text}'");
+        return null;
+    }
+
+    private static async Task<int> RunAsync(CliContext ctx, Settings s, CancellationToken ct)
+    {
+        ModelFiles.Require(s.Model, "MODEL");
+        if (s.Sparsity is null && s.StdRate is null && s.Pattern is null)
+            throw new InputException("give --sparsity S, --std-rate R or --pattern N:M");
+        if (s.Sparsity is not null && s.StdRate is not null)
+            throw new InputException("give --sparsity or --std-rate, not both");
+        if (s.Global && s.Sparsity is null)
+            throw new InputException("--global needs --sparsity S (the overall fraction the one threshold must reach)");
+        if (!(s.MinCosine is >= -1 and <= 1))
+            throw new InputException($"--min-cosine takes a value in [-1, 1], not {s.MinCosine.ToString(CultureInfo.InvariantCulture)}");
+        NMPattern? pattern = null;
+        if (s.Pattern is not null)
+        {
+            try { pattern = NMPattern.Parse(s.Pattern); }
+            catch (FormatException e) { throw new InputException($"--pattern: {e.Message.TrimEnd('.')}"); }
+        }
+        var options = new PruningOptions
+        {
+            Sparsity = s.Sparsity,
+            StdRate = s.StdRate,
+            Global = s.Global,
+            Pattern = pattern,
+            Exclude = s.Exclude.ToHashSet(StringComparer.Ordinal),
+            MinElements = s.MinElements ?? new PruningOptions().MinElements,
+        };
+        List<IGraphPass> passes = [new MagnitudePruningPass(options)];
+        if (s.SparseStorage) passes.Add(new SparseStoragePass());
+
+        // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
+        IDataFeed? probes = s.Calibration is null ? null
+            : DataSpec.Parse(s.Calibration, ModelFiles.Inputs(s.Model, RuntimeOptions.Default), new DataSpecOptions { ModelPath = s.Model });
+        var compression = new CompressionOptions { OutputPath = s.Output, Probes = probes, Verification = new VerifyOptions { MinCosine = s.MinCosine } };
+        var result = await CompressWithProgress(ctx, "pruning", s.Model, passes, compression, ct).ConfigureAwait(false);
+        ctx.Render(DemoCommand.ToDocument(result));
+        await WriteReportAsync(ctx, s.Report, "prune-report.json", result, ct).ConfigureAwait(false);
+        return ErrorReporter.Success;
+    }
+
+    internal static Task<CompressionResult> CompressWithProgress(CliContext ctx, string title, string model, IReadOnlyList<IGraphPass> passes,
+        CompressionOptions options, CancellationToken ct) =>
+        ProgressBar.RunAsync(ctx, title, bar =>
+        {
+            var progress = bar.Reporter<CompressionProgress>((b, p) =>
+                b.Update($"{p.Stage.ToString().ToLowerInvariant()}: {p.Step}", p.Done, p.Total > 0 ? p.Total : null));
+            return ModelCompressor.Compress(model, passes, options, progress, ct);
+        }, ct);
+
+    internal static async Task WriteReportAsync(CliContext ctx, string? folder, string fileName, CompressionResult result, CancellationToken ct)
+    {
+        if (folder is null) return;
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, fileName);
+        await File.WriteAllTextAsync(path, JsonSerializer.Serialize(new
+        {
+            result.InputPath,
+            result.OutputPath,
+            result.BytesBefore,
+            result.BytesAfter,
+            Verification = result.Verification.Summary,
+            result.Layers,
+            Changes = result.Passes.SelectMany(p => p.Changes),
+            Skipped = result.Passes.SelectMany(p => p.Skipped),
+        }, EvalCommand.JsonOptions), ct).ConfigureAwait(false);
+        if (!ctx.Quiet) ctx.Err.WriteLine($"report: {path}");
+    }
+}
