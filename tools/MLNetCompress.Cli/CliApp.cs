@@ -68,6 +68,7 @@ public static class CliApp
         root.Subcommands.Add(UpgradeCommand.Create(Context));
         root.Subcommands.Add(PruneCommand.Create(Context));
         root.Subcommands.Add(ClusterCommand.Create(Context));
+        root.Subcommands.Add(LowRankCommand.Create(Context));
         return root;
     }
 }

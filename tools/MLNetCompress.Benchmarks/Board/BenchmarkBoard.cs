@@ -26,12 +26,18 @@ public sealed record BoardRow(
 public static class BenchmarkBoard
 {
     /// <summary>Recipes by name: the passes a case runs. <c>identity</c> runs none (the board's noise floor).</summary>
-    public static IReadOnlyDictionary<string, Func<IReadOnlyList<IGraphPass>>> Recipes { get; } =
-        new Dictionary<string, Func<IReadOnlyList<IGraphPass>>>
+    public static IReadOnlyDictionary<string, Func<IReadOnlyList<IGraphPass>>> Recipes { get; } = AllRecipes();
+
+    private static Dictionary<string, Func<IReadOnlyList<IGraphPass>>> AllRecipes()
+    {
+        var recipes = new Dictionary<string, Func<IReadOnlyList<IGraphPass>>>
         {
             ["identity"] = () => [],
             ["demo"] = ModelCompressor.DemoPasses,
         };
+        foreach (var (name, recipe) in LowRankCases.Recipes) recipes[name] = recipe;
+        return recipes;
+    }
 
     /// <summary>The default cases: every model against itself and against the demo compression.</summary>
     public static IReadOnlyList<string> DefaultCases { get; } =

@@ -12,7 +12,7 @@ namespace MLNetCompress.Benchmarks.Board;
 /// <see cref="Cases"/> to the board's default case list. Data-aware recipes calibrate on data disjoint from what
 /// the board evaluates on: the Fashion-MNIST train split (the board uses test) and, for ResNet18, a folder of
 /// photos given by the <c>MLNETCOMPRESS_RESNET_CALIBRATION</c> environment variable (an images: data spec),
-/// by default the skimage photos of Debian's python3-skimage.
+/// by default the skimage photos of Debian's python3-skimage other than the six the board evaluates on.
 /// </summary>
 public static class LowRankCases
 {
@@ -61,8 +61,31 @@ public static class LowRankCases
     {
         var model = BoardModels.All["resnet18"]("");
         string spec = Environment.GetEnvironmentVariable("MLNETCOMPRESS_RESNET_CALIBRATION")
-            ?? "images:/usr/lib/python3/dist-packages/skimage/data?preset=resnet18-mlnet";
+            ?? $"images:{DisjointPhotos()}?preset=resnet18-mlnet";
         using var runner = ModelRunner.Load(model.Path);
         return DataSpec.Parse(spec, runner.Inputs, new DataSpecOptions { ModelPath = model.Path });
+    }
+
+    /// <summary>
+    /// The skimage photos minus those the board evaluates ResNet18 on (onnx-samples/images holds copies of six of
+    /// them), copied into a temp folder: calibration and evaluation data stay disjoint.
+    /// </summary>
+    private static string DisjointPhotos()
+    {
+        const string skimage = "/usr/lib/python3/dist-packages/skimage/data";
+        if (!Directory.Exists(skimage))
+            throw new ArgumentException($"no ResNet18 calibration photos: install python3-skimage ({skimage}) or set MLNETCOMPRESS_RESNET_CALIBRATION to an images: data spec.");
+        var heldOut = Directory.EnumerateFiles(Path.Combine(BoardModels.SamplesDir, "images"))
+            .Select(f => Path.GetFileNameWithoutExtension(f)).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        string folder = Path.Combine(Path.GetTempPath(), "mlnetcompress-resnet-calibration");
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.EnumerateFiles(skimage))
+        {
+            string ext = Path.GetExtension(file).ToLowerInvariant();
+            // truncated.jpg is deliberately broken; the held-out photos are left out by name.
+            if (ext is not (".png" or ".jpg") || heldOut.Contains(Path.GetFileNameWithoutExtension(file)) || Path.GetFileName(file) == "truncated.jpg") continue;
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+        }
+        return folder;
     }
 }

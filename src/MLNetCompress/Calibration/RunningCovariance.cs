@@ -1,0 +1,105 @@
+using System.Numerics.Tensors;
+
+namespace MLNetCompress.Calibration;
+
+/// <summary>
+/// Running first and second moments of feature vectors of a fixed length: Σx and Σx·xᵀ (the XᵀX of layer
+/// reconstruction, GPTQ and data-aware low rank), in double, so memory stays <c>dim²</c> however many
+/// vectors are added.
+/// </summary>
+public sealed class RunningCovariance
+{
+    private readonly double[] sum;
+    private readonly double[] products; // upper triangle filled while adding; mirrored on read
+    private readonly double[] scratch;
+
+    /// <summary>Creates empty statistics for vectors of length <paramref name="dim"/>.</summary>
+    public RunningCovariance(int dim)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(dim, 1);
+        Dim = dim;
+        sum = new double[dim];
+        products = new double[(long)dim * dim > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(dim), "too large a covariance") : dim * dim];
+        scratch = new double[dim];
+    }
+
+    /// <summary>Vector length.</summary>
+    public int Dim { get; }
+
+    /// <summary>Vectors added so far.</summary>
+    public long Count { get; private set; }
+
+    /// <summary>Adds one vector.</summary>
+    public void Add(ReadOnlySpan<float> x)
+    {
+        if (x.Length != Dim) throw new ArgumentException($"vector of length {x.Length}, statistics of length {Dim}", nameof(x));
+        TensorPrimitives.ConvertChecked<float, double>(x, scratch);
+        TensorPrimitives.Add(sum, scratch, sum);
+        // Rank-1 update of the upper triangle: row a gets x[a]·x[a..].
+        for (int a = 0; a < Dim; a++)
+        {
+            double xa = scratch[a];
+            if (xa == 0) continue;
+            var row = products.AsSpan(a * Dim + a, Dim - a);
+            TensorPrimitives.MultiplyAdd(scratch.AsSpan(a), xa, row, row);
+        }
+        Count++;
+    }
+
+    /// <summary>Adds the vectors of a tensor along <paramref name="featureAxis"/> (e.g. channel axis 1 of NCHW, or
+    /// the last axis of [batch, seq, hidden]), taking every <paramref name="stride"/>-th vector.</summary>
+    public void AddTensor(ReadOnlySpan<float> data, IReadOnlyList<long> shape, int featureAxis, int stride = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(stride, 1);
+        int rank = shape.Count;
+        if (featureAxis < 0) featureAxis += rank;
+        if (featureAxis < 0 || featureAxis >= rank || shape[featureAxis] != Dim)
+            throw new ArgumentException($"axis {featureAxis} of shape [{string.Join(",", shape)}] is not of length {Dim}", nameof(featureAxis));
+        long outer = 1, inner = 1;
+        for (int i = 0; i < featureAxis; i++) outer *= shape[i];
+        for (int i = featureAxis + 1; i < rank; i++) inner *= shape[i];
+        var vector = new float[Dim];
+        long index = 0;
+        for (long o = 0; o < outer; o++)
+        {
+            long baseAt = o * Dim * inner;
+            for (long p = 0; p < inner; p++, index++)
+            {
+                if (index % stride != 0) continue;
+                if (inner == 1) { Add(data.Slice((int)baseAt, Dim)); continue; }
+                for (int c = 0; c < Dim; c++) vector[c] = data[(int)(baseAt + c * inner + p)];
+                Add(vector);
+            }
+        }
+    }
+
+    /// <summary>The mean vector.</summary>
+    public double[] Mean()
+    {
+        var m = new double[Dim];
+        if (Count > 0) TensorPrimitives.Multiply(sum, 1.0 / Count, m);
+        return m;
+    }
+
+    /// <summary>E[x·xᵀ], row-major <c>Dim×Dim</c>.</summary>
+    public double[] SecondMoment()
+    {
+        var s = new double[Dim * Dim];
+        if (Count == 0) return s;
+        double inv = 1.0 / Count;
+        for (int a = 0; a < Dim; a++)
+            for (int b = a; b < Dim; b++)
+                s[a * Dim + b] = s[b * Dim + a] = products[a * Dim + b] * inv;
+        return s;
+    }
+
+    /// <summary>The covariance E[(x−μ)(x−μ)ᵀ], row-major <c>Dim×Dim</c>.</summary>
+    public double[] Covariance()
+    {
+        var s = SecondMoment();
+        var m = Mean();
+        for (int a = 0; a < Dim; a++)
+            for (int b = 0; b < Dim; b++) s[a * Dim + b] -= m[a] * m[b];
+        return s;
+    }
+}

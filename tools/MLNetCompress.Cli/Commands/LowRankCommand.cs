@@ -1,0 +1,170 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MLNetCompress.Calibration;
+using MLNetCompress.Cli.Output;
+using MLNetCompress.Compression;
+using MLNetCompress.Data;
+using MLNetCompress.Evaluation;
+using MLNetCompress.LowRank;
+using MLNetCompress.Onnx;
+using MLNetCompress.Runtime;
+
+namespace MLNetCompress.Cli.Commands;
+
+/// <summary>
+/// <c>lowrank MODEL -o OUT (--energy E | --rank-ratio R | --target-params P | --vbmf) [--conv channel|spatial|tucker]
+/// [--calibration SPEC --data-aware] [--measure] [--report DIR]</c>: splits Conv, Gemm and MatMul layers into low-rank
+/// pairs, verifies the result in ONNX Runtime and writes it.
+/// </summary>
+internal static class LowRankCommand
+{
+    public static Command Create(Func<ParseResult, CliContext> context)
+    {
+        var model = new Argument<string>("MODEL") { Description = "The .onnx model to factorize (only read)." };
+        var output = new Option<string>("--output", "-o") { Description = "The factorized model to write.", Required = true, HelpName = "OUT" };
+        var energy = Fraction("--energy", "Keep this fraction of each layer's squared singular values (e.g. 0.9).", "E");
+        var ratio = Fraction("--rank-ratio", "Rank = this fraction of each layer's full rank (e.g. 0.25).", "R");
+        var target = Fraction("--target-params", "Each split holds at most this fraction of its layer's weight parameters (e.g. 0.5).", "P");
+        var vbmf = new Option<bool>("--vbmf") { Description = "Choose each rank automatically (empirical variational Bayesian matrix factorization)." };
+        var conv = new Option<string>("--conv")
+        {
+            Description = "How Conv layers are split: channel (K×K to r, then 1×1; default), spatial (K×1 then 1×K) or tucker (1×1, K×K, 1×1).",
+            DefaultValueFactory = _ => "channel",
+            HelpName = "FORM",
+        };
+        conv.AcceptOnlyFromAmong("channel", "spatial", "tucker");
+        var calibration = new Option<string?>("--calibration", "-c")
+        {
+            Description = $"Calibration data (a data spec: {DataSpec.Expected}); also used as verification probes.",
+            HelpName = "SPEC",
+        };
+        var dataAware = new Option<bool>("--data-aware") { Description = "Choose factors that minimize each layer's output error on the calibration data (needs --calibration)." };
+        var rows = EvalCommand.PositiveInt("--calibration-rows", "Calibration rows to run (default 256).", "N");
+        var measure = new Option<bool>("--measure") { Description = "Keep a split only where ONNX Runtime runs the split layer faster than the original (each layer timed alone on random input)." };
+        var minCosine = new Option<double>("--min-cosine")
+        {
+            Description = "The written model's outputs must have at least this cosine with the original's on the probes (default 0.99).",
+            DefaultValueFactory = _ => 0.99,
+            HelpName = "C",
+        };
+        var report = new Option<string?>("--report") { Description = "Folder to write lowrank-report.json into (per-layer rank, parameters, MACs, error).", HelpName = "DIR" };
+        var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: calibration data.", HelpName = "FILE" };
+        var command = new Command("lowrank",
+            "Split Conv, Gemm and MatMul layers into low-rank pairs (or a Tucker-2 triple) by truncated SVD, optionally " +
+            "data-aware; verify the result in ONNX Runtime and write it. Exactly one of --energy, --rank-ratio, --target-params, --vbmf.")
+        {
+            model, output, energy, ratio, target, vbmf, conv, calibration, dataAware, rows, measure, minCosine, report, vocab,
+        };
+        command.SetAction(async (ParseResult r, CancellationToken ct) =>
+        {
+            var ctx = context(r);
+            var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(energy), r.GetValue(ratio), r.GetValue(target),
+                r.GetValue(vbmf), r.GetValue(conv)!, r.GetValue(calibration), r.GetValue(dataAware), r.GetValue(rows) ?? 256,
+                r.GetValue(measure), r.GetValue(minCosine), r.GetValue(report), r.GetValue(vocab));
+            return await RunAsync(ctx, settings, ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private sealed record Settings(string Model, string Output, double? Energy, double? RankRatio, double? TargetParams, bool Vbmf,
+        string Conv, string? Calibration, bool DataAware, int CalibrationRows, bool Measure, double MinCosine, string? Report, string? Vocab);
+
+    private static Option<double?> Fraction(string name, string description, string helpName)
+    {
+        var option = new Option<double?>(name) { Description = description, HelpName = helpName };
+        option.CustomParser = r =>
+        {
+            if (r.Tokens.Count == 0) return null;
+            var text = r.Tokens[^1].Value;
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0 && v <= 1))
+            {
+                r.AddError($"{name} takes a fraction in (0, 1], not '{text}'");
+                return null;
+            }
+            return v;
+        };
+        return option;
+    }
+
+    private static async Task<int> RunAsync(CliContext ctx, Settings s, CancellationToken ct)
+    {
+        ModelFiles.Require(s.Model, "MODEL");
+        int criteria = (s.Energy is null ? 0 : 1) + (s.RankRatio is null ? 0 : 1) + (s.TargetParams is null ? 0 : 1) + (s.Vbmf ? 1 : 0);
+        if (criteria != 1)
+            throw new InputException($"give exactly one of --energy, --rank-ratio, --target-params and --vbmf ({criteria} given)");
+        if (s.DataAware && s.Calibration is null)
+            throw new InputException("--data-aware needs --calibration SPEC (the data the layer outputs are fitted on)");
+        if (!(s.MinCosine is >= -1 and <= 1))
+            throw new InputException($"--min-cosine takes a value in [-1, 1], not {s.MinCosine.ToString(CultureInfo.InvariantCulture)}");
+
+        // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
+        IDataFeed? feed = s.Calibration is null ? null
+            : DataSpec.Parse(s.Calibration, ModelFiles.Inputs(s.Model, RuntimeOptions.Default), new DataSpecOptions { ModelPath = s.Model, VocabPath = s.Vocab });
+        var options = new LowRankOptions
+        {
+            Energy = s.Energy,
+            RankRatio = s.RankRatio,
+            TargetParams = s.TargetParams,
+            Vbmf = s.Vbmf,
+            Conv = Enum.Parse<ConvFactorization>(s.Conv, ignoreCase: true),
+            Calibration = s.DataAware ? feed : null,
+            CalibrationSettings = new CalibrationOptions { MaxRows = s.CalibrationRows },
+        };
+        if (s.Measure) options = options with { Weights = await MeasuredWeightsAsync(ctx, s.Model, options, ct).ConfigureAwait(false) };
+
+        var compression = new CompressionOptions
+        {
+            OutputPath = s.Output,
+            Probes = feed,
+            Verification = new VerifyOptions { MinCosine = s.MinCosine },
+        };
+        var pass = new LowRankPass(options);
+        var result = await ProgressBar.RunAsync(ctx, "factorizing", bar =>
+        {
+            var progress = bar.Reporter<CompressionProgress>((b, p) =>
+                b.Update($"{p.Stage.ToString().ToLowerInvariant()}: {p.Step}", p.Done, p.Total > 0 ? p.Total : null));
+            return ModelCompressor.Compress(s.Model, [pass], compression, progress, ct);
+        }, ct).ConfigureAwait(false);
+        ctx.Render(DemoCommand.ToDocument(result));
+        if (s.Report is not null)
+        {
+            Directory.CreateDirectory(s.Report);
+            var path = Path.Combine(s.Report, "lowrank-report.json");
+            await File.WriteAllTextAsync(path, JsonSerializer.Serialize(new
+            {
+                result.InputPath,
+                result.OutputPath,
+                result.BytesBefore,
+                result.BytesAfter,
+                Verification = result.Verification.Summary,
+                Layers = pass.LastPlan?.Layers.Select(l => new
+                {
+                    l.Weight, l.OpType, l.Node, l.Shape, l.Form, l.Ranks, l.ParamsBefore, l.ParamsAfter,
+                    l.MacsBefore, l.MacsAfter, l.RelativeError, l.MaxAbsError, l.DataAware,
+                }),
+                Skipped = result.Passes.SelectMany(p => p.Skipped),
+            }, EvalCommand.JsonOptions), ct).ConfigureAwait(false);
+            if (!ctx.Quiet) ctx.Err.WriteLine($"report: {path}");
+        }
+        return ErrorReporter.Success;
+    }
+
+    /// <summary>--measure: the planned layers whose split runs faster in ONNX Runtime, each timed alone.</summary>
+    private static Task<IReadOnlySet<string>> MeasuredWeightsAsync(CliContext ctx, string model, LowRankOptions options, CancellationToken ct) =>
+        ProgressBar.RunAsync(ctx, "measuring splits", bar =>
+        {
+            var graph = ModelGraph.Load(model);
+            var plan = new LowRankPass(options).Preview(graph);
+            var faster = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < plan.Layers.Count; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                bar.Update($"timing {plan.Layers[i].Weight}", i, plan.Layers.Count);
+                var timing = LayerTiming.Measure(model, plan.Layers[i]);
+                if (timing.Speedup > 1) faster.Add(plan.Layers[i].Weight);
+                else if (!ctx.Quiet) ctx.Err.WriteLine($"--measure: {plan.Layers[i].Weight} kept whole ({timing})");
+            }
+            return (IReadOnlySet<string>)faster;
+        }, ct);
+}
