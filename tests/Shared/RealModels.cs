@@ -12,6 +12,11 @@ public static class RealModels
     {
         var dir = Path.Combine(Path.GetTempPath(), "mlnetcompress-tests", Environment.ProcessId.ToString());
         Directory.CreateDirectory(dir);
+        // MiniLM alone is 87 MB: leave nothing behind in /tmp when the test run ends.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
         return dir;
     });
 
