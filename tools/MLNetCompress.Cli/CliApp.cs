@@ -69,6 +69,9 @@ public static class CliApp
         root.Subcommands.Add(PruneCommand.Create(Context));
         root.Subcommands.Add(ClusterCommand.Create(Context));
         root.Subcommands.Add(LowRankCommand.Create(Context));
+        root.Subcommands.Add(PackCommand.Create(Context));
+        root.Subcommands.Add(UnpackCommand.Create(Context));
+        root.Subcommands.Add(QuantizeCommand.Create(Context));
         return root;
     }
 }

@@ -13,9 +13,9 @@ namespace MLNetCompress.Cli.Commands;
 
 /// <summary>
 /// <c>prune MODEL -o OUT (--sparsity S | --std-rate R | --pattern N:M) [--global] [--pattern N:M] [--sparse-storage]
-/// [--exclude NAME]... [--min-elements N] [--calibration SPEC] [--min-cosine C] [--report DIR]</c>: zeroes the
-/// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally stores them sparsely, verifies the result in
-/// ONNX Runtime and writes it.
+/// [--exclude NAME]... [--min-elements N] [--calibration SPEC [--reconstruct]] [--min-cosine C] [--report DIR]</c>: zeroes the
+/// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally re-fits the kept ones on the calibration data
+/// and stores them sparsely, verifies the result in ONNX Runtime and writes it.
 /// </summary>
 internal static class PruneCommand
 {
@@ -44,26 +44,27 @@ internal static class PruneCommand
             DefaultValueFactory = _ => 0.99,
             HelpName = "C",
         };
+        var reconstruct = new Option<bool>("--reconstruct") { Description = "Re-fit each pruned layer's kept weights to its outputs on the --calibration data (needs --calibration)." };
         var report = new Option<string?>("--report") { Description = "Folder to write prune-report.json into (per-layer sparsity, threshold, bytes).", HelpName = "DIR" };
         var command = new Command("prune",
             "Zero the smallest-magnitude weights of Conv, ConvTranspose, Gemm and MatMul layers (per layer, globally, or N:M), " +
             "optionally store them sparsely so the file shrinks; verify the result in ONNX Runtime and write it. " +
             "Give --sparsity, --std-rate or --pattern.")
         {
-            model, output, sparsity, stdRate, global, pattern, sparseStorage, exclude, minElements, calibration, minCosine, report,
+            model, output, sparsity, stdRate, global, pattern, sparseStorage, exclude, minElements, calibration, minCosine, report, reconstruct,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(sparsity), r.GetValue(stdRate), r.GetValue(global),
                 r.GetValue(pattern), r.GetValue(sparseStorage), r.GetValue(exclude) ?? [], r.GetValue(minElements), r.GetValue(calibration),
-                r.GetValue(minCosine), r.GetValue(report));
+                r.GetValue(minCosine), r.GetValue(report), r.GetValue(reconstruct));
             return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
         });
         return command;
     }
 
     private sealed record Settings(string Model, string Output, double? Sparsity, double? StdRate, bool Global, string? Pattern,
-        bool SparseStorage, string[] Exclude, int? MinElements, string? Calibration, double MinCosine, string? Report);
+        bool SparseStorage, string[] Exclude, int? MinElements, string? Calibration, double MinCosine, string? Report, bool Reconstruct);
 
     /// <summary>Parses a number option; a value outside the range is a one-line parse error naming the option.</summary>
     internal static double? ParseNumber(System.CommandLine.Parsing.ArgumentResult r, string name, Func<double, bool> valid, string expected)
@@ -101,12 +102,15 @@ internal static class PruneCommand
             Exclude = s.Exclude.ToHashSet(StringComparer.Ordinal),
             MinElements = s.MinElements ?? new PruningOptions().MinElements,
         };
-        List<IGraphPass> passes = [new MagnitudePruningPass(options)];
-        if (s.SparseStorage) passes.Add(new SparseStoragePass());
+        if (s.Reconstruct && s.Calibration is null)
+            throw new InputException("--reconstruct needs --calibration SPEC (the data the layers are re-fitted on)");
 
         // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
         IDataFeed? probes = s.Calibration is null ? null
             : DataSpec.Parse(s.Calibration, ModelFiles.Inputs(s.Model, RuntimeOptions.Default), new DataSpecOptions { ModelPath = s.Model });
+        List<IGraphPass> passes =
+            [s.Reconstruct ? new ReconstructionPass(new ReconstructionOptions { Pruning = options, Calibration = probes! }) : new MagnitudePruningPass(options)];
+        if (s.SparseStorage) passes.Add(new SparseStoragePass());
         var compression = new CompressionOptions { OutputPath = s.Output, Probes = probes, Verification = new VerifyOptions { MinCosine = s.MinCosine } };
         var result = await CompressWithProgress(ctx, "pruning", s.Model, passes, compression, ct).ConfigureAwait(false);
         ctx.Render(DemoCommand.ToDocument(result));

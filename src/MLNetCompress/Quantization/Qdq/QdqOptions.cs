@@ -1,0 +1,72 @@
+using System.Collections.Frozen;
+using MLNetCompress.Calibration;
+using MLNetCompress.Data;
+
+namespace MLNetCompress.Quantization.Qdq;
+
+/// <summary>The 8-bit type activations are quantized to.</summary>
+public enum QdqActivationType
+{
+    /// <summary>uint8 with a zero point (U8S8): ONNX Runtime's usual CPU choice.</summary>
+    U8,
+
+    /// <summary>int8 with a zero point (S8S8).</summary>
+    S8,
+}
+
+/// <summary>The type weights are quantized to.</summary>
+public enum QdqWeightType
+{
+    /// <summary>Symmetric int8 in [-127, 127] with zero point 0.</summary>
+    S8,
+}
+
+/// <summary>Settings of <see cref="QdqQuantizationPass"/>.</summary>
+public sealed record QdqOptions
+{
+    /// <summary>The ops the pass quantizes by default: the weighted ops ONNX Runtime fuses to QLinear kernels and the
+    /// ops it keeps in int8 between them. ConvTranspose has a handler but is not a default: ONNX Runtime 1.31's CPU
+    /// provider does not fuse its QDQ form, so it would run a DequantizeLinear per inference and get slower.</summary>
+    public static IReadOnlySet<string> DefaultOps { get; } =
+        QdqHandlerRegistry.OpTypes.Where(o => o != "ConvTranspose").ToFrozenSet(StringComparer.Ordinal);
+
+    /// <summary>The calibration data, built against the model's inputs (required).</summary>
+    public required IDataFeed Calibration { get; init; }
+
+    /// <summary>How many rows and what batch size calibration runs, and its runtime.</summary>
+    public CalibrationOptions CalibrationSettings { get; init; } = new() { MaxRows = 128, BatchSize = 16 };
+
+    /// <summary>Activation type (default U8).</summary>
+    public QdqActivationType Activations { get; init; } = QdqActivationType.U8;
+
+    /// <summary>Weight type (int8 only).</summary>
+    public QdqWeightType Weights { get; init; } = QdqWeightType.S8;
+
+    /// <summary>One scale per output channel of each weight (needs opset 13), else one per weight.</summary>
+    public bool PerChannel { get; init; } = true;
+
+    /// <summary>How activation ranges are chosen from the calibration statistics.</summary>
+    public RangeMethodOptions Range { get; init; } = new();
+
+    /// <summary>The op types to quantize (each needs a handler: see <see cref="QdqHandlerRegistry.OpTypes"/>).</summary>
+    public IReadOnlySet<string> Ops { get; init; } = DefaultOps;
+
+    /// <summary>Node names left in float.</summary>
+    public IReadOnlySet<string> ExcludeNodes { get; init; } = FrozenSet<string>.Empty;
+
+    /// <summary>Histogram bins per calibrated tensor.</summary>
+    public int HistogramBins { get; init; } = HistogramStatistics.DefaultBins;
+
+    /// <summary>Checks the options.</summary>
+    /// <exception cref="ArgumentException">A value is out of range or an op has no handler.</exception>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Calibration);
+        Range.Validate();
+        var unknown = Ops.Where(o => !QdqHandlerRegistry.OpTypes.Contains(o)).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"no QDQ handler for {string.Join(", ", unknown)}; supported: {string.Join(", ", QdqHandlerRegistry.OpTypes)}.", nameof(Ops));
+        if (!Enum.IsDefined(Activations)) throw new ArgumentException($"unknown activation type {Activations}.", nameof(Activations));
+        if (!Enum.IsDefined(Weights)) throw new ArgumentException($"unknown weight type {Weights}.", nameof(Weights));
+    }
+}

@@ -1,0 +1,97 @@
+using System.Globalization;
+using MLNetCompress.Calibration;
+using MLNetCompress.Compression;
+using MLNetCompress.Onnx.Proto;
+
+namespace MLNetCompress.Quantization.Qdq;
+
+/// <summary>The quantization of one activation tensor: its calibrated range and the affine parameters from it.</summary>
+/// <param name="Value">The value name.</param>
+/// <param name="Range">The calibrated range (contains 0).</param>
+/// <param name="Scale">The scale.</param>
+/// <param name="ZeroPoint">The zero point, in the activation type's range.</param>
+public sealed record QdqActivation(string Value, ActivationRange Range, float Scale, int ZeroPoint)
+{
+    /// <summary>One line for the report.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Value}: [{Range.Min:G4}, {Range.Max:G4}] scale {Scale:G4} zero point {ZeroPoint}");
+}
+
+/// <summary>One weight folded to int8 offline: values, scales and the axis of the scales.</summary>
+public sealed class QdqWeight
+{
+    internal QdqWeight(string name, string opType, long[] shape, int? axis, sbyte[] quantized, float[] scales, float maxAbsError)
+    {
+        Name = name; OpType = opType; Shape = shape; Axis = axis; Quantized = quantized; Scales = scales; MaxAbsError = maxAbsError;
+    }
+
+    /// <summary>The float initializer's name.</summary>
+    public string Name { get; }
+
+    /// <summary>The op that reads it.</summary>
+    public string OpType { get; }
+
+    /// <summary>Its shape.</summary>
+    public IReadOnlyList<long> Shape { get; }
+
+    /// <summary>The per-channel axis, or null for one scale.</summary>
+    public int? Axis { get; }
+
+    /// <summary>The int8 values.</summary>
+    public IReadOnlyList<sbyte> Quantized { get; }
+
+    /// <summary>The scales (max|w|/127 per channel).</summary>
+    public IReadOnlyList<float> Scales { get; }
+
+    /// <summary>Largest |w − q·scale|.</summary>
+    public float MaxAbsError { get; }
+
+    internal LayerChange ToLayerChange() => new(Name, OpType, "main", Shape, "float",
+        Axis is int a ? $"int8 QDQ per-channel (axis {a})" : "int8 QDQ per-tensor",
+        4L * Quantized.Count, Quantized.Count + 5L * Scales.Count, MaxAbsError);
+}
+
+/// <summary>One bias stored as int32 with scale s_x·s_w (or left in float when it would overflow).</summary>
+/// <param name="Name">The float initializer's name.</param>
+/// <param name="Node">The node reading it.</param>
+/// <param name="Quantized">The int32 values (empty when left in float).</param>
+/// <param name="Scales">s_x·s_w per channel.</param>
+/// <param name="PerChannel">True when the weight has per-channel scales (the bias's DequantizeLinear then has one scale
+/// per value along axis 0; otherwise a single scalar scale, as opset 10 requires).</param>
+internal sealed record QdqBias(string Name, NodeProto Node, int[] Quantized, float[] Scales, bool PerChannel);
+
+/// <summary>What <see cref="QdqQuantizationPass"/> decided.</summary>
+public sealed class QdqPlan
+{
+    internal QdqPlan(string? alreadyQuantized, IReadOnlyList<NodeProto> nodes, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules,
+        IReadOnlyList<QdqActivation> activations, IReadOnlyList<QdqWeight> weights, IReadOnlyList<QdqBias> biases, IReadOnlyList<string> skipped)
+    {
+        AlreadyQuantized = alreadyQuantized; NodeList = nodes; Rules = rules; Activations = activations; Weights = weights;
+        BiasList = biases; Skipped = skipped;
+    }
+
+    /// <summary>Why the model was left alone as already quantized, or null.</summary>
+    public string? AlreadyQuantized { get; }
+
+    /// <summary>The names (or labels) of the nodes quantized, in graph order.</summary>
+    public IReadOnlyList<string> Nodes => NodeList.Select(n => n.Name.Length > 0 ? n.Name : n.OpType + "(" + string.Join(",", n.Output) + ")").ToList();
+
+    /// <summary>The activations that get a QuantizeLinear/DequantizeLinear pair.</summary>
+    public IReadOnlyList<QdqActivation> Activations { get; }
+
+    /// <summary>The weights folded to int8.</summary>
+    public IReadOnlyList<QdqWeight> Weights { get; }
+
+    /// <summary>The biases stored as int32: name → (int32 values, scales).</summary>
+    public IReadOnlyList<(string Name, IReadOnlyList<int> Values, IReadOnlyList<float> Scales)> Biases =>
+        BiasList.Select(b => (b.Name, (IReadOnlyList<int>)b.Quantized, (IReadOnlyList<float>)b.Scales)).ToList();
+
+    /// <summary>One line per node, weight or bias left in float, saying why.</summary>
+    public IReadOnlyList<string> Skipped { get; }
+
+    internal IReadOnlyList<NodeProto> NodeList { get; }
+
+    internal IReadOnlyDictionary<NodeProto, QdqNodeRule> Rules { get; }
+
+    internal IReadOnlyList<QdqBias> BiasList { get; }
+}

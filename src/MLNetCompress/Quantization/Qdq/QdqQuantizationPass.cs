@@ -1,0 +1,374 @@
+using MLNetCompress.Calibration;
+using MLNetCompress.Compression;
+using MLNetCompress.Onnx;
+using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Onnx.Proto;
+
+namespace MLNetCompress.Quantization.Qdq;
+
+/// <summary>
+/// Static QDQ quantization, the speed path: weights of Conv, ConvTranspose, Gemm and MatMul are folded to int8
+/// offline (int8 initializer + scale + zero point → DequantizeLinear), biases to int32 with scale s_x·s_w, and the
+/// activations around the quantized nodes get QuantizeLinear→DequantizeLinear pairs with scales from calibration on
+/// the float model. ONNX Runtime then fuses DQ→Conv→Q into QLinearConv, Gemm into QGemm, MatMul into QLinearMatMul.
+/// (Weight-only DequantizeLinear in front of a Conv would run on every inference and be slower than float.)
+/// </summary>
+/// <remarks>
+/// Runs on the main graph. Needs ai.onnx opset 10 (13 with per-channel scales); run
+/// <see cref="Preparation.OpsetUpgradePass"/> first for older models. Already quantized models are left alone.
+/// Each op kind's rule is a <see cref="QdqOpHandler"/> in <see cref="QdqHandlerRegistry"/>.
+/// </remarks>
+public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
+{
+    /// <summary>The lowest opset with QuantizeLinear/DequantizeLinear.</summary>
+    public const long MinOpset = 10;
+
+    /// <summary>The lowest opset with per-axis QuantizeLinear/DequantizeLinear.</summary>
+    public const long MinPerChannelOpset = 13;
+
+    /// <summary>Creates the pass.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    public QdqQuantizationPass(QdqOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+    }
+
+    /// <summary>The options.</summary>
+    public QdqOptions Options { get; }
+
+    /// <summary>The plan of the last run, for reports.</summary>
+    public QdqPlan? LastPlan { get; private set; }
+
+    /// <inheritdoc />
+    public override string Name => "qdq-quantization";
+
+    /// <summary>The opset the options need: 13 with per-channel weights, else 10.</summary>
+    public long RequiredOpset => Options.PerChannel ? MinPerChannelOpset : MinOpset;
+
+    /// <inheritdoc />
+    protected override IEnumerable<LayerChange> LayerChanges(QdqPlan plan) => plan.Weights.Select(w => w.ToLayerChange());
+
+    // ---- plan -------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">The model's opset is too old for the options.</exception>
+    protected override QdqPlan Plan(ModelGraph graph, PassContext context)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(context);
+        if (QuantizedModelDetector.Describe(graph) is { } already)
+        {
+            context.Log?.Invoke(already);
+            return LastPlan = new QdqPlan(already, [], new Dictionary<NodeProto, QdqNodeRule>(ReferenceEqualityComparer.Instance), [], [], [], [already]);
+        }
+        if (graph.OnnxOpset < RequiredOpset)
+            throw new InvalidOperationException(
+                $"static QDQ quantization{(Options.PerChannel ? " with per-channel weights" : "")} needs ai.onnx opset {RequiredOpset}; " +
+                $"the model has opset {graph.OnnxOpset}. Run the opset upgrade first (OpsetUpgradePass / mlnet-compress upgrade --opset {RequiredOpset}).");
+
+        var scope = graph.Main;
+        var skipped = new List<string>();
+        var rules = SelectNodes(scope, skipped);
+        var values = ActivationValues(scope, rules);
+        if (DropConvsWithFloatOutputs(scope, rules, values, skipped)) values = ActivationValues(scope, rules);
+        if (rules.Count == 0)
+            return LastPlan = new QdqPlan(null, [], rules, [], [], [], skipped);
+
+        context.Report(Name, "calibrate", 0, 1);
+        var stats = ActivationRanges.Collect(graph, values.ToList(), Options.Calibration, Options.CalibrationSettings,
+            Options.HistogramBins, context.Cancellation);
+        context.Report(Name, "calibrate", 1, 1);
+        var activations = ChooseRanges(scope, rules, values, stats, skipped);
+
+        // A compute node whose activation input got no float statistics (an integer input) stays float.
+        foreach (var (node, rule) in rules.ToList())
+            if (rule.IsCompute && rule.Activations.Any(i => !activations.ContainsKey(node.Input[i])))
+            {
+                rules.Remove(node);
+                skipped.Add($"{GraphScope.NodeLabel(node)}: an input has no float calibration statistics; left in float.");
+            }
+
+        var weights = new Dictionary<string, QdqWeight>(StringComparer.Ordinal);
+        var biases = new List<QdqBias>();
+        // A copy: a node whose weight cannot be quantized leaves the table inside the loop.
+        foreach (var (node, rule) in rules.ToList())
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            if (rule.Weight is not { } w) continue;
+            string name = node.Input[w.Index];
+            if (!weights.TryGetValue(name, out var weight))
+            {
+                weight = QuantizeWeight(scope, name, node.OpType, w.Axis);
+                if (weight is null)
+                {
+                    skipped.Add($"{name} ({node.OpType} '{GraphScope.NodeLabel(node)}'): NaN or infinite values; left in float.");
+                    rules.Remove(node);
+                    continue;
+                }
+                weights[name] = weight;
+            }
+            if (rule.Bias is int b)
+            {
+                var bias = QuantizeBias(scope, node, b, activations[node.Input[rule.Activations[0]]].Scale, weight, skipped);
+                if (bias is not null) biases.Add(bias);
+            }
+        }
+
+        var ordered = scope.Nodes.Where(rules.ContainsKey).ToList();
+        var used = new HashSet<string>(ordered.SelectMany(n => rules[n].Activations.Select(i => n.Input[i]))
+            .Concat(ordered.Where(n => rules[n].QuantizeOutput).Select(n => n.Output[0])), StringComparer.Ordinal);
+        var acts = activations.Values.Where(a => used.Contains(a.Value)).ToList();
+        return LastPlan = new QdqPlan(null, ordered, rules, acts, weights.Values.ToList(), biases, skipped);
+    }
+
+    /// <summary>The nodes to quantize: those with a handler that accepts them, pass-through ops only where they touch
+    /// another quantized node (an isolated Add in int8 only adds conversions).</summary>
+    private Dictionary<NodeProto, QdqNodeRule> SelectNodes(GraphScope scope, List<string> skipped)
+    {
+        var rules = new Dictionary<NodeProto, QdqNodeRule>(ReferenceEqualityComparer.Instance);
+        foreach (var node in scope.Nodes)
+        {
+            if (node.Domain is not ("" or "ai.onnx") || !Options.Ops.Contains(node.OpType)) continue;
+            if (Options.ExcludeNodes.Contains(node.Name))
+            {
+                skipped.Add($"{GraphScope.NodeLabel(node)}: excluded by name.");
+                continue;
+            }
+            var handler = QdqHandlerRegistry.For(node.OpType)!;
+            var rule = handler.Describe(node, scope, out string? reason);
+            if (rule is null) skipped.Add($"{GraphScope.NodeLabel(node)} ({node.OpType}): {reason}; left in float.");
+            else rules[node] = rule;
+        }
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            foreach (var (node, rule) in rules.ToList())
+            {
+                if (rule.IsCompute) continue;
+                bool touches = rule.Activations.Any(i => scope.Producer(node.Input[i]) is { } p && rules.ContainsKey(p))
+                               || scope.Consumers(node.Output[0]).Any(rules.ContainsKey);
+                if (!touches)
+                {
+                    rules.Remove(node);
+                    changed = true;
+                }
+            }
+        }
+        return rules;
+    }
+
+    /// <summary>
+    /// The values that get a Q/DQ pair: the activation inputs and outputs of the quantized nodes, except graph outputs
+    /// (their float value is the model's result) and the output of a node read only by a quantized Relu (the pair goes
+    /// after the Relu, so ONNX Runtime folds the Relu into the QLinear op before it).
+    /// </summary>
+    private static HashSet<string> ActivationValues(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules)
+    {
+        var values = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (node, rule) in rules)
+        {
+            foreach (int i in rule.Activations) values.Add(node.Input[i]);
+            if (rule.QuantizeOutput) values.Add(node.Output[0]);
+        }
+        foreach (var (node, rule) in rules)
+        {
+            if (!rule.QuantizeOutput || node.OpType == "Relu") continue;
+            string y = node.Output[0];
+            var readers = scope.Consumers(y);
+            if (readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && !scope.IsGraphOutput(y))
+                values.Remove(y);
+        }
+        values.RemoveWhere(scope.IsGraphOutput);
+        return values;
+    }
+
+    /// <summary>
+    /// Leaves in float the Conv and ConvTranspose nodes whose output (or the output of the Relu after them) gets no
+    /// QuantizeLinear, e.g. a graph output: ONNX Runtime fuses only DQ→Conv→Q, and an unfused DequantizeLinear in front
+    /// of a Conv runs on every inference, slower than float. Returns true when it removed any.
+    /// </summary>
+    private static bool DropConvsWithFloatOutputs(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules, HashSet<string> values, List<string> skipped)
+    {
+        bool removed = false;
+        foreach (var node in rules.Keys.Where(n => n.OpType is "Conv" or "ConvTranspose").ToList())
+        {
+            string y = node.Output[0];
+            var readers = scope.Consumers(y);
+            bool quantizedOutput = values.Contains(y)
+                || readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && values.Contains(readers[0].Output[0]);
+            if (quantizedOutput) continue;
+            rules.Remove(node);
+            skipped.Add($"{GraphScope.NodeLabel(node)} ({node.OpType}): its output stays float (a graph output), and ONNX Runtime fuses only " +
+                        "DequantizeLinear→Conv→QuantizeLinear; left in float rather than slower.");
+            removed = true;
+        }
+        return removed;
+    }
+
+    /// <summary>Scale and zero point per value; data-movement ops copy their input's parameters to their output.</summary>
+    private Dictionary<string, QdqActivation> ChooseRanges(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules,
+        HashSet<string> values, IReadOnlyDictionary<string, HistogramStatistics> stats, List<string> skipped)
+    {
+        var result = new Dictionary<string, QdqActivation>(StringComparer.Ordinal);
+        foreach (var v in values)
+        {
+            if (!stats.TryGetValue(v, out var s) || s.Count == 0)
+            {
+                skipped.Add($"{v}: no float values seen in calibration; not quantized.");
+                continue;
+            }
+            // A graph input's range is the data's own range (pixels, features): clipping it only destroys information
+            // the first layer needs, so inputs always keep MinMax.
+            var method = scope.IsGraphInput(v) ? Options.Range with { Method = RangeMethod.MinMax } : Options.Range;
+            var range = ActivationRanges.Choose(s, method);
+            var (scale, zp) = AffineQuantization.Parameters(range, Options.Activations);
+            result[v] = new QdqActivation(v, range, scale, zp);
+        }
+        // Graph order, so a chain of Reshape/Transpose/MaxPool passes the first parameters all the way along.
+        foreach (var node in scope.Nodes)
+            if (rules.TryGetValue(node, out var rule) && rule.SharesInputRange
+                && result.TryGetValue(node.Input[0], out var input) && result.ContainsKey(node.Output[0]))
+                result[node.Output[0]] = input with { Value = node.Output[0] };
+        return result;
+    }
+
+    private QdqWeight? QuantizeWeight(GraphScope scope, string name, string opType, int axis)
+    {
+        var tensor = scope.Initializer(name)!;
+        var dims = tensor.Dims.ToArray();
+        var values = TensorData.ToFloatArray(tensor);
+        int? a = Options.PerChannel && dims.Length >= 2 ? axis : null;
+        var q = new sbyte[values.Length];
+        var scales = new float[SymmetricInt8.ScaleCount(dims, a)];
+        return SymmetricInt8.TryQuantize(values, dims, a, q, scales, out float error)
+            ? new QdqWeight(name, opType, dims, a, q, scales, error)
+            : null;
+    }
+
+    private static QdqBias? QuantizeBias(GraphScope scope, NodeProto node, int index, float inputScale, QdqWeight weight, List<string> skipped)
+    {
+        string name = node.Input[index];
+        var values = TensorData.ToFloatArray(scope.Initializer(name)!);
+        int channels = weight.Axis is int a ? (int)weight.Shape[a] : values.Length;
+        if (values.Length != channels)
+        {
+            skipped.Add($"{name} ({GraphScope.NodeLabel(node)}): {values.Length} bias values for {channels} channels; bias left in float.");
+            return null;
+        }
+        var q = new int[values.Length];
+        var scales = new float[values.Length];
+        if (!AffineQuantization.TryQuantizeBias(values, inputScale, weight.Scales.ToArray(), q, scales))
+        {
+            skipped.Add($"{name} ({GraphScope.NodeLabel(node)}): |bias / (s_x·s_w)| would overflow int32; bias left in float.");
+            return null;
+        }
+        return new QdqBias(name, node, q, scales, weight.Axis is not null);
+    }
+
+    // ---- rewrite ----------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    protected override PassResult Rewrite(ModelGraph graph, QdqPlan plan, PassContext context)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(context);
+        if (plan.AlreadyQuantized is not null || plan.NodeList.Count == 0) return PassResult.Unchanged(Name, plan.Skipped);
+        var scope = graph.Main;
+        var changes = new List<string>();
+
+        foreach (var w in plan.Weights)
+        {
+            string dq = AddWeightDequantize(graph, scope, w);
+            foreach (var node in plan.NodeList)
+                if (plan.Rules[node].Weight is { } wi && node.Input[wi.Index] == w.Name) scope.SetInput(node, wi.Index, dq);
+            changes.Add($"{w.Name}: {w.ToLayerChange().StorageAfter}, max abs error {w.MaxAbsError:G3}");
+        }
+        foreach (var b in plan.BiasList)
+        {
+            int index = b.Node.Input.IndexOf(b.Name);
+            scope.SetInput(b.Node, index, AddBiasDequantize(graph, scope, b));
+            changes.Add($"{b.Name}: int32 bias (scale s_x·s_w)");
+        }
+        foreach (var a in plan.Activations)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            AddActivationPair(graph, scope, a);
+        }
+        changes.Add($"{plan.NodeList.Count} nodes quantized ({string.Join(", ", plan.NodeList.GroupBy(n => n.OpType).Select(g => $"{g.Count()} {g.Key}"))}), " +
+                    $"{plan.Activations.Count} activations with {Options.Activations} QuantizeLinear/DequantizeLinear pairs ({Options.Range.Method}).");
+        scope.RemoveUnusedConstants();
+        if (!scope.TopologicalSort())
+            throw new InvalidOperationException("the quantized graph could not be ordered topologically.");
+        return new PassResult(Name, true, changes, plan.Skipped);
+    }
+
+    private static string AddWeightDequantize(ModelGraph graph, GraphScope scope, QdqWeight w)
+    {
+        var shape = w.Shape.ToArray();
+        long[] scaleDims = w.Axis is null ? [] : [w.Scales.Count];
+        var q = TensorData.FromInt8(graph.UniqueName(w.Name + "_quantized"), shape, w.Quantized.ToArray());
+        var scale = TensorData.FromFloats(graph.UniqueName(w.Name + "_scale"), scaleDims, w.Scales.ToArray());
+        var zp = TensorData.FromInt8(graph.UniqueName(w.Name + "_zero_point"), scaleDims, new sbyte[w.Scales.Count]);
+        scope.AddInitializer(q);
+        scope.AddInitializer(scale);
+        scope.AddInitializer(zp);
+        string output = graph.UniqueName(w.Name + "_dequantized");
+        var node = Node(graph, "DequantizeLinear", w.Name + "_DequantizeLinear", [q.Name, scale.Name, zp.Name], [output], w.Axis);
+        scope.AddNode(node, 0);
+        return output;
+    }
+
+    private static string AddBiasDequantize(ModelGraph graph, GraphScope scope, QdqBias b)
+    {
+        long[] dims = [b.Quantized.Length];
+        // Per-tensor weights give every bias value the same scale s_x·s_w: a scalar, which opset 10 can carry.
+        long[] scaleDims = b.PerChannel ? dims : [];
+        int scaleCount = b.PerChannel ? b.Scales.Length : 1;
+        var q = TensorData.FromInt32(graph.UniqueName(b.Name + "_quantized"), dims, b.Quantized);
+        var scale = TensorData.FromFloats(graph.UniqueName(b.Name + "_scale"), scaleDims, b.Scales.AsSpan(0, scaleCount));
+        var zp = TensorData.FromInt32(graph.UniqueName(b.Name + "_zero_point"), scaleDims, new int[scaleCount]);
+        scope.AddInitializer(q);
+        scope.AddInitializer(scale);
+        scope.AddInitializer(zp);
+        string output = graph.UniqueName(b.Name + "_dequantized");
+        scope.AddNode(Node(graph, "DequantizeLinear", b.Name + "_DequantizeLinear", [q.Name, scale.Name, zp.Name], [output], b.PerChannel ? 0 : null), 0);
+        return output;
+    }
+
+    /// <summary>Inserts value → QuantizeLinear → DequantizeLinear and makes every reader of the value read the
+    /// dequantized one (a float reader left on the original would keep the producer from fusing).</summary>
+    private void AddActivationPair(ModelGraph graph, GraphScope scope, QdqActivation a)
+    {
+        var readers = scope.Consumers(a.Value).ToList();
+        if (readers.Count == 0) return;
+        var scale = TensorData.FromFloats(graph.UniqueName(a.Value + "_scale"), [], [a.Scale]);
+        var zp = Options.Activations == QdqActivationType.U8
+            ? TensorData.FromUInt8(graph.UniqueName(a.Value + "_zero_point"), [], [(byte)a.ZeroPoint])
+            : TensorData.FromInt8(graph.UniqueName(a.Value + "_zero_point"), [], [(sbyte)a.ZeroPoint]);
+        scope.AddInitializer(scale);
+        scope.AddInitializer(zp);
+        string quantized = graph.UniqueName(a.Value + "_quantized");
+        string dequantized = graph.UniqueName(a.Value + "_dequantized");
+        var q = Node(graph, "QuantizeLinear", a.Value + "_QuantizeLinear", [a.Value, scale.Name, zp.Name], [quantized], null);
+        var dq = Node(graph, "DequantizeLinear", a.Value + "_DequantizeLinear", [quantized, scale.Name, zp.Name], [dequantized], null);
+        foreach (var reader in readers)
+            for (int i = 0; i < reader.Input.Count; i++)
+                if (reader.Input[i] == a.Value) scope.SetInput(reader, i, dequantized);
+        scope.AddNode(q);
+        scope.AddNode(dq);
+    }
+
+    private static NodeProto Node(ModelGraph graph, string opType, string namePrefix, string[] inputs, string[] outputs, int? axis)
+    {
+        var node = new NodeProto { OpType = opType, Name = graph.UniqueName(namePrefix) };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(outputs);
+        if (axis is int a)
+            node.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = a });
+        return node;
+    }
+}

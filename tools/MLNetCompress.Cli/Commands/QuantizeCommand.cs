@@ -1,0 +1,156 @@
+using System.CommandLine;
+using System.Globalization;
+using MLNetCompress.Calibration;
+using MLNetCompress.Cli.Output;
+using MLNetCompress.Compression;
+using MLNetCompress.Data;
+using MLNetCompress.Evaluation;
+using MLNetCompress.Onnx;
+using MLNetCompress.Quantization.Qdq;
+using MLNetCompress.Runtime;
+
+namespace MLNetCompress.Cli.Commands;
+
+/// <summary>
+/// <c>quantize MODEL -o OUT --calibration SPEC [--method minmax|percentile|entropy|mse] [--per-channel]
+/// [--activations u8|s8] [--eval SPEC]</c>: static QDQ int8 (weights and activations) after preparation and, when
+/// needed, an opset upgrade; verifies, writes, then measures the latency ratio against the original, interleaved, and
+/// says plainly when the result is not faster.
+/// </summary>
+internal static class QuantizeCommand
+{
+    public static Command Create(Func<ParseResult, CliContext> context)
+    {
+        var model = new Argument<string>("MODEL") { Description = "The float .onnx model to quantize (only read)." };
+        var output = new Option<string>("--output", "-o") { Description = "The quantized model to write.", Required = true, HelpName = "OUT" };
+        var calibration = new Option<string>("--calibration", "-c")
+        {
+            Description = $"Calibration data (a data spec: {DataSpec.Expected}); also the verification probes and, without --eval, the timing data.",
+            Required = true,
+            HelpName = "SPEC",
+        };
+        var method = new Option<string>("--method")
+        {
+            Description = "How activation ranges are chosen: minmax (default), percentile (99.99), entropy (KL, TensorRT-style) or mse.",
+            DefaultValueFactory = _ => "minmax",
+            HelpName = "METHOD",
+        };
+        var perChannel = new Option<bool>("--per-channel") { Description = "One weight scale per output channel (needs opset 13; the model is upgraded if older)." };
+        var activations = new Option<string>("--activations")
+        {
+            Description = "Activation type: u8 (default, U8S8) or s8 (S8S8).",
+            DefaultValueFactory = _ => "u8",
+            HelpName = "TYPE",
+        };
+        activations.AcceptOnlyFromAmong("u8", "s8");
+        var percentile = new Option<double?>("--percentile") { Description = "Upper percentile for --method percentile (default 99.99).", HelpName = "P" };
+        var rows = EvalCommand.PositiveInt("--calibration-rows", "Calibration rows to run (default 128).", "N");
+        var eval = new Option<string?>("--eval") { Description = "Data to measure latency and fidelity on (default: the calibration data).", HelpName = "SPEC" };
+        var evalRows = EvalCommand.PositiveInt("--eval-rows", "Rows to time on (default 256).", "N");
+        var exclude = new Option<string[]>("--exclude") { Description = "Node names to leave in float.", HelpName = "NODES", AllowMultipleArgumentsPerToken = true };
+        var minCosine = new Option<double>("--min-cosine")
+        {
+            Description = "The written model's outputs must have at least this cosine with the original's on the probes (default 0.99).",
+            DefaultValueFactory = _ => 0.99,
+            HelpName = "C",
+        };
+        var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: data.", HelpName = "FILE" };
+        var command = new Command("quantize",
+            "Static int8 QDQ quantization (weights and activations, calibrated) so that ONNX Runtime runs QLinearConv / QGemm / " +
+            "QLinearMatMul; BatchNormalization folding, Identity removal and an opset upgrade run first. Reports the measured latency " +
+            "ratio against the original.")
+        {
+            model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab,
+        };
+        command.SetAction(async (ParseResult r, CancellationToken ct) =>
+        {
+            var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!, r.GetValue(method)!,
+                r.GetValue(perChannel), r.GetValue(activations)!, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
+                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab));
+            return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private sealed record Settings(string Model, string Output, string Calibration, string Method, bool PerChannel, string Activations,
+        double? Percentile, int CalibrationRows, string? Eval, int EvalRows, string[] Exclude, double MinCosine, string? Vocab);
+
+    /// <summary>The range method named on the command line.</summary>
+    /// <exception cref="InputException">The name is not a method.</exception>
+    internal static RangeMethod ParseMethod(string name) => name.ToLowerInvariant() switch
+    {
+        "minmax" => RangeMethod.MinMax,
+        "percentile" => RangeMethod.Percentile,
+        "entropy" => RangeMethod.Entropy,
+        "mse" => RangeMethod.Mse,
+        _ => throw new InputException($"unknown --method '{name}'; expected minmax, percentile, entropy or mse"),
+    };
+
+    private static async Task<int> RunAsync(CliContext ctx, Settings s, CancellationToken ct)
+    {
+        ModelFiles.Require(s.Model, "MODEL");
+        var range = new RangeMethodOptions { Method = ParseMethod(s.Method), Percentile = s.Percentile ?? 99.99 };
+        if (s.Percentile is double p && !(p > 50 && p <= 100))
+            throw new InputException($"--percentile takes a value in (50, 100], not {p.ToString(CultureInfo.InvariantCulture)}");
+        if (!(s.MinCosine is >= -1 and <= 1))
+            throw new InputException($"--min-cosine takes a value in [-1, 1], not {s.MinCosine.ToString(CultureInfo.InvariantCulture)}");
+
+        // Data specs are checked before anything is computed: a typo fails fast and nothing is written.
+        var inputs = ModelFiles.Inputs(s.Model, RuntimeOptions.Default);
+        var specOptions = new DataSpecOptions { ModelPath = s.Model, VocabPath = s.Vocab };
+        var calibrationFeed = DataSpec.Parse(s.Calibration, inputs, specOptions);
+        var evalFeed = s.Eval is null ? calibrationFeed : DataSpec.Parse(s.Eval, inputs, specOptions);
+
+        var options = new QdqOptions
+        {
+            Calibration = calibrationFeed,
+            CalibrationSettings = new CalibrationOptions { MaxRows = s.CalibrationRows, BatchSize = 16 },
+            Activations = s.Activations == "s8" ? QdqActivationType.S8 : QdqActivationType.U8,
+            PerChannel = s.PerChannel,
+            Range = range,
+            ExcludeNodes = s.Exclude.ToHashSet(StringComparer.Ordinal),
+        };
+        var graph = ModelGraph.Load(s.Model);
+        // Checked before preparation runs: constant folding would otherwise fold the model's weight DequantizeLinear
+        // nodes back to float and hand over a bigger file.
+        if (QuantizedModelDetector.Describe(graph) is { } already)
+            throw new InputException($"{already.TrimEnd('.')}; nothing was written");
+        var notes = new List<string>();
+        var passes = QdqRecipe.Passes(graph.OnnxOpset, options, notes);
+        var compression = new CompressionOptions
+        {
+            OutputPath = s.Output,
+            Probes = evalFeed,
+            Verification = new VerifyOptions { MinCosine = s.MinCosine },
+        };
+        var result = await ProgressBar.RunAsync(ctx, "quantizing", bar =>
+        {
+            var progress = bar.Reporter<CompressionProgress>((b, p) =>
+                b.Update($"{p.Stage.ToString().ToLowerInvariant()}: {p.Step}", p.Done, p.Total > 0 ? p.Total : null));
+            return ModelCompressor.Compress(s.Model, passes, compression, progress, ct);
+        }, ct).ConfigureAwait(false);
+
+        // The tool never hands over a slower model without saying so: time both, interleaved, on the same data.
+        var report = await ProgressBar.RunAsync(ctx, "timing against the original", _ =>
+            ModelComparer.Compare(s.Model, result.OutputPath, evalFeed, new EvalOptions { MaxRows = s.EvalRows, BatchSize = 16 }, null, ct), ct)
+            .ConfigureAwait(false);
+        var doc = DemoCommand.ToDocument(result);
+        var o = report.Outputs[0];
+        string ratio = report.LatencyRatio.ToString("0.00", CultureInfo.InvariantCulture);
+        doc.Fields(
+            ("method", $"{range.Method}{(range.Method == RangeMethod.Percentile ? " " + range.Percentile.ToString(CultureInfo.InvariantCulture) : "")}, activations {options.Activations}, weights S8 {(s.PerChannel ? "per-channel" : "per-tensor")}"),
+            ("latency ratio", $"{ratio}x of the original ({report.CandidateMedianMs.ToString("0.###", CultureInfo.InvariantCulture)} ms vs {report.BaselineMedianMs.ToString("0.###", CultureInfo.InvariantCulture)} ms per batch of {report.BatchSize}, median of {report.LatencySamples} interleaved runs on {report.Data})"),
+            ("fidelity", $"cosine {o.MeanCosine.ToString("0.0000", CultureInfo.InvariantCulture)}" +
+                         (o.Top1Agreement is double t ? $", top-1 agreement {t.ToString("0.0%", CultureInfo.InvariantCulture)}" : "") +
+                         (o.CandidateAccuracy is double ca && o.BaselineAccuracy is double ba
+                             ? $", accuracy {ba.ToString("0.0%", CultureInfo.InvariantCulture)} -> {ca.ToString("0.0%", CultureInfo.InvariantCulture)}" : "")));
+        var warnings = new List<string>(notes);
+        if (report.LatencyRatio >= 1)
+            warnings.Add($"WARNING: the quantized model is NOT faster: it takes {ratio}x the original's time on this machine.");
+        doc.Notes("Notes", warnings);
+        ctx.Render(doc);
+        if (report.LatencyRatio >= 1 && !ctx.Quiet)
+            ctx.Err.WriteLine($"warning: the quantized model is not faster than the original ({ratio}x its latency).");
+        return ErrorReporter.Success;
+    }
+}
