@@ -146,7 +146,7 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
         var site = layer.Site;
         var scope = site.Scope;
         string name = site.Name;
-        var anchor = FirstConsumer(scope, name);
+        var anchor = GraphEdits.FirstConsumer(scope, name);
         if (site.Kind == ConstantKind.Initializer) scope.RemoveInitializer(name);
         else scope.RemoveNode(scope.Producer(name)!);
 
@@ -164,8 +164,8 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
                     ? TensorData.FromRaw(graph.UniqueName(name + "_indices"), site.Dims, OnnxDataType.UInt8, layer.IndexValues)
                     : TensorData.FromUInt4(graph.UniqueName(name + "_indices"), site.Dims, layer.IndexValues);
                 scope.AddInitializer(indices);
-                Add(Node(graph, "Cast", name + "_cast", [indices.Name], [idx32], Int("to", (long)OnnxDataType.Int32)));
-                Add(Node(graph, "Gather", name + "_gather", [codebook.Name, idx32], [name]));
+                Add(GraphEdits.Node(graph, "Cast", name + "_cast", [indices.Name], [idx32], Int("to", (long)OnnxDataType.Int32)));
+                Add(GraphEdits.Node(graph, "Gather", name + "_gather", [codebook.Name, idx32], [name]));
                 break;
             }
             default:
@@ -182,11 +182,11 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
                 scope.AddInitializer(shape);
                 string hi = graph.UniqueName(name + "_high"), up = graph.UniqueName(name + "_low_up"), lo = graph.UniqueName(name + "_low");
                 string all = graph.UniqueName(name + "_indices");
-                Add(Node(graph, "BitShift", name + "_high", [p.Name, four.Name], [hi], Text("direction", "RIGHT")));
+                Add(GraphEdits.Node(graph, "BitShift", name + "_high", [p.Name, four.Name], [hi], Text("direction", "RIGHT")));
                 // uint8 shifts drop the bits pushed out: left then right clears the high nibble.
-                Add(Node(graph, "BitShift", name + "_low_up", [p.Name, four.Name], [up], Text("direction", "LEFT")));
-                Add(Node(graph, "BitShift", name + "_low", [up, four.Name], [lo], Text("direction", "RIGHT")));
-                Add(Node(graph, "Concat", name + "_concat", [lo, hi], [all], Int("axis", 0)));
+                Add(GraphEdits.Node(graph, "BitShift", name + "_low_up", [p.Name, four.Name], [up], Text("direction", "LEFT")));
+                Add(GraphEdits.Node(graph, "BitShift", name + "_low", [up, four.Name], [lo], Text("direction", "RIGHT")));
+                Add(GraphEdits.Node(graph, "Concat", name + "_concat", [lo, hi], [all], Int("axis", 0)));
                 if (n % 2 == 1)
                 {
                     // An odd count leaves one padding nibble at the end.
@@ -195,38 +195,19 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
                     scope.AddInitializer(starts);
                     scope.AddInitializer(ends);
                     string trimmed = graph.UniqueName(name + "_indices_trimmed");
-                    Add(Node(graph, "Slice", name + "_trim", [all, starts.Name, ends.Name], [trimmed]));
+                    Add(GraphEdits.Node(graph, "Slice", name + "_trim", [all, starts.Name, ends.Name], [trimmed]));
                     all = trimmed;
                 }
                 string flat = graph.UniqueName(name + "_flat");
-                Add(Node(graph, "Cast", name + "_cast", [all], [idx32], Int("to", (long)OnnxDataType.Int32)));
-                Add(Node(graph, "Gather", name + "_gather", [codebook.Name, idx32], [flat]));
-                Add(Node(graph, "Reshape", name + "_reshape", [flat, shape.Name], [name]));
+                Add(GraphEdits.Node(graph, "Cast", name + "_cast", [all], [idx32], Int("to", (long)OnnxDataType.Int32)));
+                Add(GraphEdits.Node(graph, "Gather", name + "_gather", [codebook.Name, idx32], [flat]));
+                Add(GraphEdits.Node(graph, "Reshape", name + "_reshape", [flat, shape.Name], [name]));
                 break;
             }
         }
     }
 
-    private static NodeProto FirstConsumer(GraphScope scope, string value)
-    {
-        NodeProto? first = null;
-        int firstIndex = int.MaxValue;
-        foreach (var n in scope.Consumers(value))
-        {
-            int at = scope.Proto.Node.IndexOf(n);
-            if (at < firstIndex) { first = n; firstIndex = at; }
-        }
-        return first ?? throw new InvalidOperationException($"'{value}' has no reader in graph {scope.Path}.");
-    }
 
-    private static NodeProto Node(ModelGraph graph, string opType, string namePrefix, string[] inputs, string[] outputs, params AttributeProto[] attributes)
-    {
-        var node = new NodeProto { OpType = opType, Name = graph.UniqueName(namePrefix) };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        node.Attribute.AddRange(attributes);
-        return node;
-    }
 
     private static AttributeProto Int(string name, long value) =>
         new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };

@@ -394,8 +394,8 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
             case "MatMul":
             {
                 string t = Mid(0);
-                nodes.Add(Node(graph, "MatMul", prefix + "_lr0", [node.Input[0], names[0]], [t]));
-                nodes.Add(Node(graph, "MatMul", prefix + "_lr1", [t, names[1]], [layer.Output]));
+                nodes.Add(GraphEdits.Node(graph, "MatMul", prefix + "_lr0", [node.Input[0], names[0]], [t]));
+                nodes.Add(GraphEdits.Node(graph, "MatMul", prefix + "_lr1", [t, names[1]], [layer.Output]));
                 break;
             }
             case "Gemm":
@@ -409,13 +409,13 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
                     main.AddInitializer(TensorData.FromFloats(zero, [layer.Ranks[0]], new float[layer.Ranks[0]]));
                     first.Add(zero);
                 }
-                nodes.Add(Node(graph, "Gemm", prefix + "_lr0", [.. first], [t],
+                nodes.Add(GraphEdits.Node(graph, "Gemm", prefix + "_lr0", [.. first], [t],
                     FloatAttr("alpha", Float(node, "alpha", 1)), IntAttr("transA", Int(node, "transA", 0))));
                 var second = new List<string> { t, names[1] };
                 if (bias is not null) second.Add(bias);
                 // The data-aware bias already holds beta·C.
                 float beta = f.Bias is not null ? 1 : Float(node, "beta", 1);
-                nodes.Add(Node(graph, "Gemm", prefix + "_lr1", [.. second], [layer.Output], FloatAttr("beta", beta)));
+                nodes.Add(GraphEdits.Node(graph, "Gemm", prefix + "_lr1", [.. second], [layer.Output], FloatAttr("beta", beta)));
                 break;
             }
             default:
@@ -430,8 +430,8 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
                     case "channel":
                     {
                         string t = Mid(0);
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr0", [node.Input[0], names[0]], [t], ConvAttrs(node, layer.ShapeArray[2..])));
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr1", [t, names[1], .. last], [layer.Output], IntsAttr("kernel_shape", unit)));
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr0", [node.Input[0], names[0]], [t], ConvAttrs(node, layer.ShapeArray[2..])));
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr1", [t, names[1], .. last], [layer.Output], IntsAttr("kernel_shape", unit)));
                         break;
                     }
                     case "spatial":
@@ -444,18 +444,18 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
                         string autoPad = Str(node, "auto_pad") ?? "NOTSET";
                         // Vertical extent, stride, dilation and pads on the K×1 conv; horizontal ones on the 1×K conv.
                         // With auto_pad SAME the K×1 conv keeps the width (1 wide, stride 1) so each SAME pads its own axis.
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr0", [node.Input[0], names[0]], [t],
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr0", [node.Input[0], names[0]], [t],
                             SpatialAttrs([kh, 1], [s[0], 1], [d[0], 1], [p[0], 0, p[2], 0], autoPad)));
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr1", [t, names[1], .. last], [layer.Output],
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr1", [t, names[1], .. last], [layer.Output],
                             SpatialAttrs([1, kw], [1, s[1]], [1, d[1]], [0, p[1], 0, p[3]], autoPad)));
                         break;
                     }
                     default:
                     {
                         string t0 = Mid(0), t1 = Mid(1);
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr0", [node.Input[0], names[0]], [t0], IntsAttr("kernel_shape", unit)));
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr1", [t0, names[1]], [t1], ConvAttrs(node, layer.ShapeArray[2..])));
-                        nodes.Add(Node(graph, "Conv", prefix + "_lr2", [t1, names[2], .. last], [layer.Output], IntsAttr("kernel_shape", unit)));
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr0", [node.Input[0], names[0]], [t0], IntsAttr("kernel_shape", unit)));
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr1", [t0, names[1]], [t1], ConvAttrs(node, layer.ShapeArray[2..])));
+                        nodes.Add(GraphEdits.Node(graph, "Conv", prefix + "_lr2", [t1, names[2], .. last], [layer.Output], IntsAttr("kernel_shape", unit)));
                         break;
                     }
                 }
@@ -499,14 +499,6 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
         return [.. attrs];
     }
 
-    private static NodeProto Node(ModelGraph graph, string opType, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
-    {
-        var node = new NodeProto { OpType = opType, Name = graph.UniqueName(name) };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        node.Attribute.AddRange(attributes);
-        return node;
-    }
 
     private static AttributeProto IntAttr(string name, long value) =>
         new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };

@@ -219,7 +219,7 @@ public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStorage
     private static void StoreAsInt8(ModelGraph graph, PlannedWeight w)
     {
         var scope = w.Scope;
-        var anchor = FirstConsumer(scope, w.Name);
+        var anchor = GraphEdits.FirstConsumer(scope, w.Name);
         var scaleDims = new long[w.Axis is null ? 0 : w.ShapeArray.Length];
         if (w.Axis is int axis)
         {
@@ -245,37 +245,18 @@ public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStorage
 
         string asFloat = graph.UniqueName(w.Name + "_int8_float");
         string product = w.DataType == OnnxDataType.Float ? w.Name : graph.UniqueName(w.Name + "_dequantized");
-        scope.InsertBefore(Node(graph, "Cast", w.Name + "_int8_cast", [q.Name], [asFloat], CastTo(OnnxDataType.Float)), anchor);
-        scope.InsertBefore(Node(graph, "Mul", w.Name + "_int8_scale", [asFloat, scale.Name], [product]), anchor);
+        scope.InsertBefore(GraphEdits.Node(graph, "Cast", w.Name + "_int8_cast", [q.Name], [asFloat], CastTo(OnnxDataType.Float)), anchor);
+        scope.InsertBefore(GraphEdits.Node(graph, "Mul", w.Name + "_int8_scale", [asFloat, scale.Name], [product]), anchor);
         // Scales multiply in float (ONNX Runtime has float kernels for every op here, so all of it folds),
         // then the result goes back to the weight's own type.
         if (w.DataType != OnnxDataType.Float)
-            scope.InsertBefore(Node(graph, "Cast", w.Name + "_int8_restore", [product], [w.Name], CastTo(w.DataType)), anchor);
+            scope.InsertBefore(GraphEdits.Node(graph, "Cast", w.Name + "_int8_restore", [product], [w.Name], CastTo(w.DataType)), anchor);
     }
 
-    private static NodeProto FirstConsumer(GraphScope scope, string value)
-    {
-        NodeProto? first = null;
-        int firstIndex = int.MaxValue;
-        foreach (var n in scope.Consumers(value))
-        {
-            int at = scope.Proto.Node.IndexOf(n);
-            if (at < firstIndex) { first = n; firstIndex = at; }
-        }
-        return first ?? throw new InvalidOperationException($"'{value}' has no reader in graph {scope.Path}.");
-    }
 
-    private static NodeProto Node(ModelGraph graph, string opType, string namePrefix, string[] inputs, string[] outputs, params AttributeProto[] attributes)
-    {
-        var node = new NodeProto { OpType = opType, Name = graph.UniqueName(namePrefix) };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        node.Attribute.AddRange(attributes);
-        return node;
-    }
 
     private static NodeProto ConstantNode(ModelGraph graph, TensorProto value) =>
-        Node(graph, "Constant", value.Name + "_constant", [], [value.Name],
+        GraphEdits.Node(graph, "Constant", value.Name + "_constant", [], [value.Name],
             new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = value });
 
     private static AttributeProto CastTo(OnnxDataType type) =>

@@ -1,11 +1,10 @@
 using System.Text;
 using Google.Protobuf;
-using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
 
-namespace MLNetCompress.Preparation;
+namespace MLNetCompress.Onnx;
 
-/// <summary>Small helpers the preparation passes share: attributes, constants, node creation and renaming outputs.</summary>
+/// <summary>Small helpers every pass shares: attributes, constants, node creation, positions and renaming outputs.</summary>
 internal static class GraphEdits
 {
     public static bool IsOnnxDomain(NodeProto n) => n.Domain is "" or "ai.onnx";
@@ -99,6 +98,19 @@ internal static class GraphEdits
         for (int k = 0; k < nodes.Count; k++)
             if (ReferenceEquals(nodes[k], node)) return k;
         return -1;
+    }
+
+    /// <summary>The reader of <paramref name="value"/> that comes first in node order: where a node feeding it must go.</summary>
+    public static NodeProto FirstConsumer(GraphScope scope, string value)
+    {
+        NodeProto? first = null;
+        int firstIndex = int.MaxValue;
+        foreach (var n in scope.Consumers(value))
+        {
+            int at = IndexOf(scope, n);
+            if (at >= 0 && at < firstIndex) { first = n; firstIndex = at; }
+        }
+        return first ?? throw new InvalidOperationException($"'{value}' has no reader in graph {scope.Path}.");
     }
 
     /// <summary>
