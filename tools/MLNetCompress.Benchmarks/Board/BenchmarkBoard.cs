@@ -1,11 +1,13 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using MLNetCompress.Clustering;
 using MLNetCompress.Compression;
 using MLNetCompress.Data;
 using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Pruning;
 using MLNetCompress.Runtime;
 
 namespace MLNetCompress.Benchmarks.Board;
@@ -34,6 +36,10 @@ public static class BenchmarkBoard
         {
             ["identity"] = () => [],
             ["demo"] = ModelCompressor.DemoPasses,
+            // Data-free recipes of the pruning and weight-sharing family.
+            ["prune-global50"] = () => [new MagnitudePruningPass(new PruningOptions { Sparsity = 0.5, Global = true }), new SparseStoragePass()],
+            ["cluster-k16"] = () => [new KMeansClusteringPass(new KMeansClusteringOptions { Clusters = 16 })],
+            ["cluster-k256"] = () => [new KMeansClusteringPass(new KMeansClusteringOptions { Clusters = 256 })],
         };
         foreach (var (name, recipe) in LowRankCases.Recipes) recipes[name] = recipe;
         return recipes;
