@@ -8,6 +8,7 @@ using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Pruning;
+using MLNetCompress.Quantization.Dynamic;
 using MLNetCompress.Runtime;
 
 namespace MLNetCompress.Benchmarks.Board;
@@ -40,6 +41,8 @@ public static class BenchmarkBoard
             ["prune-global50"] = () => [new MagnitudePruningPass(new PruningOptions { Sparsity = 0.5, Global = true }), new SparseStoragePass()],
             ["cluster-k16"] = () => [new KMeansClusteringPass(new KMeansClusteringOptions { Clusters = 16 })],
             ["cluster-k256"] = () => [new KMeansClusteringPass(new KMeansClusteringOptions { Clusters = 256 })],
+            // Transformer MatMuls: int8 weights, activations quantized at run time (DynamicQuantizeMatMul).
+            ["dynamic-int8"] = () => [new DynamicQuantizationPass()],
         };
         foreach (var (name, recipe) in LowRankCases.Recipes) recipes[name] = recipe;
         return recipes;

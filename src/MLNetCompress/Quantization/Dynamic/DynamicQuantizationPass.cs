@@ -1,0 +1,186 @@
+using MLNetCompress.Compression;
+using MLNetCompress.Onnx;
+using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Onnx.Proto;
+
+namespace MLNetCompress.Quantization.Dynamic;
+
+/// <summary>
+/// Dynamic quantization of MatMuls with a constant float weight [K, N]: the weight is stored as int8
+/// (symmetric, per output column by default) and the activation is quantized to uint8 at run time:
+/// <c>DynamicQuantizeLinear(A) → MatMulInteger(A_q, W_q, A_zp, W_zp) → Cast(float) → Mul(A_scale · W_scale)</c>,
+/// the layout ONNX Runtime's own quantizer emits and fuses to <c>DynamicQuantizeMatMul</c>
+/// (<c>MatMulIntegerToFloat</c> where the activation's quantization is shared).
+/// </summary>
+/// <remarks>
+/// An activation read by several rewritten MatMuls (Q, K and V projections) is quantized once.
+/// Needs ai.onnx opset 11 (DynamicQuantizeLinear); MatMuls with a computed B, a weight that is not a
+/// float 2-D initializer, a weight below <see cref="DynamicQuantizationOptions.MinElements"/>, a weight that
+/// is also a graph input or output, or an excluded node name are left alone with a reason.
+/// </remarks>
+public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantizationPlan>
+{
+    /// <summary>The lowest ai.onnx opset the pass rewrites (DynamicQuantizeLinear and MatMulInteger).</summary>
+    public const long MinOpset = 11;
+
+    /// <summary>Creates the pass.</summary>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    public DynamicQuantizationPass(DynamicQuantizationOptions? options = null)
+    {
+        Options = options ?? new DynamicQuantizationOptions();
+        Options.Validate();
+    }
+
+    /// <summary>The options.</summary>
+    public DynamicQuantizationOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string Name => "dynamic-quantization";
+
+    /// <inheritdoc />
+    protected override IEnumerable<LayerChange> LayerChanges(DynamicQuantizationPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        return plan.MatMuls.Select(m => m.ToLayerChange());
+    }
+
+    /// <inheritdoc />
+    protected override DynamicQuantizationPlan Plan(ModelGraph graph, PassContext context)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(context);
+        var skipped = new List<string>();
+        long opset = graph.OnnxOpset;
+        if (opset < MinOpset)
+        {
+            skipped.Add($"all MatMuls: the model uses ai.onnx opset {opset}; dynamic quantization needs opset {MinOpset} (DynamicQuantizeLinear, MatMulInteger).");
+            return new DynamicQuantizationPlan([], skipped);
+        }
+        var matMuls = new List<DynamicMatMul>();
+        foreach (var scope in graph.Scopes)
+            foreach (var node in scope.Nodes)
+            {
+                context.Cancellation.ThrowIfCancellationRequested();
+                if (node.OpType != "MatMul" || !GraphEdits.IsOnnxDomain(node) || node.Input.Count != 2) continue;
+                var planned = PlanMatMul(graph, scope, node, out string? reason);
+                if (planned is not null) matMuls.Add(planned);
+                else if (reason is not null) skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: {reason}");
+            }
+        return new DynamicQuantizationPlan(matMuls, skipped);
+    }
+
+    private DynamicMatMul? PlanMatMul(ModelGraph graph, GraphScope scope, NodeProto node, out string? reason)
+    {
+        string name = GraphScope.NodeLabel(node);
+        if (Options.ExcludeNodes.Contains(node.Name) || Options.ExcludeNodes.Contains(name))
+        {
+            reason = "excluded by name.";
+            return null;
+        }
+        string a = node.Input[0], w = node.Input[1];
+        var tensor = scope.Initializer(w);
+        if (tensor is null)
+        {
+            reason = scope.ConstantValue(w) is null && GraphEdits.Constant(scope, w) is null
+                ? null // a computed B (attention scores): not a weight, nothing to say
+                : "its weight is a constant but not an initializer of this graph.";
+            return null;
+        }
+        if (scope.Initializer(a) is not null || scope.ConstantValue(a) is not null)
+        {
+            reason = "its A is constant too.";
+            return null;
+        }
+        if (OnnxDataTypes.FromWire(tensor.DataType) != OnnxDataType.Float)
+        {
+            reason = $"its weight is {OnnxDataTypes.Name(OnnxDataTypes.FromWire(tensor.DataType))}, not float.";
+            return null;
+        }
+        var dims = tensor.Dims.ToArray();
+        if (dims.Length != 2)
+        {
+            reason = $"its weight has rank {dims.Length}, not 2.";
+            return null;
+        }
+        long count = dims[0] * dims[1];
+        if (count < Options.MinElements)
+        {
+            reason = $"{count} weight elements, below MinElements {Options.MinElements}.";
+            return null;
+        }
+        if (scope.IsGraphOutput(w) || (graph.IrVersion >= 4 && scope.Proto.Input.Any(i => i.Name == w)))
+        {
+            reason = "its weight is also a graph input or output; left as it is.";
+            return null;
+        }
+        int? axis = Options.PerChannel ? 1 : null;
+        var values = TensorData.ToFloatArray(tensor);
+        var quantized = new sbyte[count];
+        var scales = new float[SymmetricInt8.ScaleCount(dims, axis)];
+        if (!SymmetricInt8.TryQuantize(values, dims, axis, quantized, scales, out float error))
+        {
+            reason = "its weight holds NaN or infinite values.";
+            return null;
+        }
+        reason = null;
+        return new DynamicMatMul(scope, node, w, dims, quantized, scales, error);
+    }
+
+    /// <inheritdoc />
+    protected override PassResult Rewrite(ModelGraph graph, DynamicQuantizationPlan plan, PassContext context)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(context);
+        if (plan.MatMuls.Count == 0) return PassResult.Unchanged(Name, plan.Skipped);
+        var changes = new List<string>(plan.MatMuls.Count);
+        // The quantized activation per (graph, value): Q, K and V read the same input and share one quantize.
+        var quantizedInputs = new Dictionary<(GraphScope, string), (string Q, string Scale, string ZeroPoint)>();
+        var weights = new HashSet<(GraphScope, string)>();
+        for (int k = 0; k < plan.MatMuls.Count; k++)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            context.Report(Name, "rewrite", k, plan.MatMuls.Count);
+            var m = plan.MatMuls[k];
+            Rewrite(graph, m, quantizedInputs);
+            weights.Add((m.Scope, m.Weight));
+            changes.Add(m.ToString());
+        }
+        foreach (var (scope, w) in weights) GraphEdits.RemoveIfUnused(scope, w);
+        context.Report(Name, "rewrite", plan.MatMuls.Count, plan.MatMuls.Count);
+        return new PassResult(Name, true, changes, plan.Skipped);
+    }
+
+    private static void Rewrite(ModelGraph graph, DynamicMatMul m, Dictionary<(GraphScope, string), (string Q, string Scale, string ZeroPoint)> quantizedInputs)
+    {
+        var scope = m.Scope;
+        var node = m.Node;
+        string a = node.Input[0], y = node.Output[0];
+        string prefix = node.Name.Length > 0 ? node.Name : m.Weight;
+        // The MatMul goes first, so the new nodes (the last of which produces its output) take its place.
+        int at = GraphEdits.IndexOf(scope, node);
+        scope.RemoveNode(node);
+        if (!quantizedInputs.TryGetValue((scope, a), out var aq))
+        {
+            aq = (graph.UniqueName(a + "_quantized"), graph.UniqueName(a + "_scale"), graph.UniqueName(a + "_zero_point"));
+            scope.AddNode(GraphEdits.Node(graph, "DynamicQuantizeLinear", a + "_quantize", [a], [aq.Q, aq.Scale, aq.ZeroPoint]), at++);
+            quantizedInputs[(scope, a)] = aq;
+        }
+        long[] scaleDims = m.Scales.Length > 1 ? [m.Scales.Length] : [];
+        var q = TensorData.FromInt8(graph.UniqueName(m.Weight + "_quantized"), m.ShapeArray, m.Quantized);
+        var scale = TensorData.FromFloats(graph.UniqueName(m.Weight + "_scale"), scaleDims, m.Scales);
+        var zeroPoint = TensorData.FromInt8(graph.UniqueName(m.Weight + "_zero_point"), scaleDims, new sbyte[m.Scales.Length]);
+        scope.AddInitializer(q);
+        scope.AddInitializer(scale);
+        scope.AddInitializer(zeroPoint);
+
+        string integer = graph.UniqueName(y + "_int32");
+        string asFloat = graph.UniqueName(y + "_int32_float");
+        string scaleProduct = graph.UniqueName(y + "_scale");
+        scope.AddNode(GraphEdits.Node(graph, "MatMulInteger", prefix + "_integer", [aq.Q, q.Name, aq.ZeroPoint, zeroPoint.Name], [integer]), at++);
+        scope.AddNode(GraphEdits.Node(graph, "Mul", prefix + "_scale_product", [aq.Scale, scale.Name], [scaleProduct]), at++);
+        scope.AddNode(GraphEdits.Node(graph, "Cast", prefix + "_cast", [integer], [asFloat],
+            GraphEdits.IntAttr("to", (long)OnnxDataType.Float)), at++);
+        scope.AddNode(GraphEdits.Node(graph, "Mul", prefix + "_rescale", [asFloat, scaleProduct], [y]), at++);
+    }
+}

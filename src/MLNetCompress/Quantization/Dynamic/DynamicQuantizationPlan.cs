@@ -1,0 +1,79 @@
+using System.Globalization;
+using MLNetCompress.Compression;
+using MLNetCompress.Onnx;
+using MLNetCompress.Onnx.Proto;
+
+namespace MLNetCompress.Quantization.Dynamic;
+
+/// <summary>What <see cref="DynamicQuantizationPass"/> decided: the MatMuls it rewrites (weights already
+/// quantized) and the ones it leaves, each with the reason.</summary>
+public sealed class DynamicQuantizationPlan
+{
+    internal DynamicQuantizationPlan(IReadOnlyList<DynamicMatMul> matMuls, IReadOnlyList<string> skipped)
+    {
+        MatMuls = matMuls;
+        Skipped = skipped;
+    }
+
+    /// <summary>The MatMuls to rewrite, in graph order.</summary>
+    public IReadOnlyList<DynamicMatMul> MatMuls { get; }
+
+    /// <summary>One line per MatMul left as it is, saying why.</summary>
+    public IReadOnlyList<string> Skipped { get; }
+}
+
+/// <summary>One MatMul the pass rewrites to DynamicQuantizeLinear + MatMulInteger, with its int8 weight.</summary>
+public sealed class DynamicMatMul
+{
+    internal DynamicMatMul(GraphScope scope, NodeProto node, string weight, long[] shape, sbyte[] quantized, float[] scales, float maxAbsError)
+    {
+        Scope = scope; Node = node; Weight = weight; ShapeArray = shape; Quantized = quantized; Scales = scales; MaxAbsError = maxAbsError;
+    }
+
+    /// <summary>The MatMul's label (its name, or op and outputs).</summary>
+    public string NodeName => GraphScope.NodeLabel(Node);
+
+    /// <summary>The float weight's value name.</summary>
+    public string Weight { get; }
+
+    /// <summary>The graph it is in.</summary>
+    public string Graph => Scope.Path;
+
+    /// <summary>The weight's shape [K, N].</summary>
+    public IReadOnlyList<long> Shape => ShapeArray;
+
+    /// <summary>Number of weight scales: N per channel, or 1.</summary>
+    public int ScaleCount => Scales.Length;
+
+    /// <summary>Largest <c>|w - q * scale|</c> over the weight.</summary>
+    public float MaxAbsError { get; }
+
+    /// <summary>Payload bytes before (float).</summary>
+    public long BytesBefore => 4L * Quantized.LongLength;
+
+    /// <summary>Payload bytes after: int8 values, float scales and int8 zero points.</summary>
+    public long BytesAfter => Quantized.LongLength + 5L * Scales.Length;
+
+    internal GraphScope Scope { get; }
+
+    internal NodeProto Node { get; }
+
+    internal long[] ShapeArray { get; }
+
+    internal sbyte[] Quantized { get; }
+
+    internal float[] Scales { get; }
+
+    /// <summary>The storage after, in words.</summary>
+    public string StorageAfter => Scales.Length > 1
+        ? $"int8 per-column ({Scales.Length} float scales), dynamic uint8 activations"
+        : "int8 per-tensor (1 float scale), dynamic uint8 activations";
+
+    /// <summary>The row for the compression report.</summary>
+    public LayerChange ToLayerChange() =>
+        new(Weight, "MatMul", Graph, ShapeArray, "float", StorageAfter, BytesBefore, BytesAfter, MaxAbsError);
+
+    /// <summary>One line: node, weight, shape, storage and error.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"MatMul '{NodeName}' ({Weight} in {Graph}): float[{string.Join(",", ShapeArray)}] -> {StorageAfter}, {BytesBefore} -> {BytesAfter} bytes, max abs error {MaxAbsError:G3}");
+}
