@@ -112,19 +112,30 @@ public static class BenchmarkBoard
         if (parts.Length != 2 || !BoardModels.All.TryGetValue(parts[0], out var modelFactory) || !Recipes.TryGetValue(parts[1], out var recipe))
             throw new ArgumentException($"unknown case '{caseName}'; expected MODEL/RECIPE with MODEL in {{{string.Join(",", BoardModels.All.Keys)}}} and RECIPE in {{{string.Join(",", Recipes.Keys)}}}");
         var model = modelFactory(workDir);
+        var runtime = RuntimeOptions.Default with { IntraOpThreads = threads };
+        IDataFeed Feed()
+        {
+            using var probe = ModelRunner.Load(model.Path, runtime);
+            return DataSpec.Parse(model.DataSpec, probe.Session, new DataSpecOptions { ModelPath = model.Path, VocabPath = model.VocabPath, Runtime = runtime });
+        }
+
         string candidate = model.Path;
         double compressSeconds = 0;
         var passes = recipe();
         if (passes.Count > 0)
         {
             candidate = Path.Combine(workDir, $"{model.Name}.{parts[1]}.onnx");
-            var result = ModelCompressor.Compress(model.Path, passes, new CompressionOptions { OutputPath = candidate });
+            // The board measures fidelity itself; the verification gate here only stops a broken model, on the model's own data.
+            var result = ModelCompressor.Compress(model.Path, passes, new CompressionOptions
+            {
+                OutputPath = candidate,
+                Probes = Feed(),
+                Verification = new VerifyOptions { MinCosine = 0.5 },
+            });
             compressSeconds = result.Elapsed.TotalSeconds;
         }
 
-        var runtime = RuntimeOptions.Default with { IntraOpThreads = threads };
-        using var probe = ModelRunner.Load(model.Path, runtime);
-        var feed = DataSpec.Parse(model.DataSpec, probe.Session, new DataSpecOptions { ModelPath = model.Path, VocabPath = model.VocabPath, Runtime = runtime });
+        var feed = Feed();
         var report = ModelComparer.Compare(ModelSource.FromFile(model.Path), ModelSource.FromFile(candidate), feed,
             new EvalOptions
             {
