@@ -1,4 +1,3 @@
-using System.CommandLine;
 using MLNetCompress.Cli.Commands;
 using MLNetCompress.Onnx;
 using MLNetCompress.Testing;
@@ -8,38 +7,7 @@ namespace MLNetCompress.Cli.Tests;
 
 public class QuantizeCommandTests(ITestOutputHelper log)
 {
-    /// <summary>Runs the command line with <c>quantize</c> registered (added here when CliApp does not list it yet),
-    /// handling errors the way <see cref="CliApp.RunAsync(string[], TextWriter, TextWriter, CancellationToken)"/> does.</summary>
-    private static async Task<CliResult> Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var globals = new GlobalOptions();
-        var root = CliApp.BuildRoot(globals, stdout, stderr, interactive: false);
-        if (!root.Subcommands.Any(c => c.Name == "quantize"))
-            root.Subcommands.Add(QuantizeCommand.Create(r => new CliContext(stdout, stderr, false, r.GetValue(globals.Quiet), r.GetValue(globals.Verbose))));
-        var parse = root.Parse(args);
-        int code;
-        if (parse.Errors.Count > 0)
-        {
-            stderr.WriteLine($"error: {ErrorReporter.OneLine(parse.Errors[0].Message)}");
-            code = ErrorReporter.Usage;
-        }
-        else
-        {
-            try
-            {
-                code = await parse.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
-            }
-            catch (Exception e)
-            {
-                var (c, message) = ErrorReporter.Describe(e);
-                stderr.WriteLine($"error: {message}");
-                code = c;
-            }
-        }
-        return new CliResult(code, stdout.ToString(), stderr.ToString());
-    }
+    private static Task<CliResult> Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public async Task Quantize_CnnSample_WritesAFusedModel_AndReportsTheLatencyRatio()
@@ -76,5 +44,21 @@ public class QuantizeCommandTests(ITestOutputHelper log)
         Assert.Contains("--method", run.Err);
         Assert.Contains("minmax, percentile, entropy or mse", run.Err);
         Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public async Task Quantize_Dynamic_RewritesMiniLmMatMuls_AndReportsTheLatencyRatio()
+    {
+        var dir = RealModels.TempDir("quantize-dynamic");
+        var output = Path.Combine(dir, "minilm.dyn.onnx");
+        var sentences = Path.Combine(RealModels.SamplesDir, "text", "sentences.txt");
+        var run = await Run("quantize", RealModels.MiniLm, "-o", output, "--dynamic", "-c", $"text:{sentences}?max-len=32",
+            "--vocab", RealModels.MiniLmVocab, "--eval-rows", "16", "--min-cosine", "0.8", "-q");
+        Assert.True(run.ExitCode == 0, run.Err);
+        Assert.Contains("latency ratio", run.Out);
+        Assert.Contains("dynamic", run.Out);
+        var ops = ModelGraph.Load(output).Main.Nodes.Select(n => n.OpType).ToList();
+        Assert.Equal(36, ops.Count(o => o == "MatMulInteger"));
+        Assert.Equal(12, ops.Count(o => o == "MatMul")); // the attention MatMuls multiply two activations and stay float
     }
 }

@@ -6,6 +6,8 @@ using MLNetCompress.Compression;
 using MLNetCompress.Data;
 using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx;
+using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Quantization.Dynamic;
 using MLNetCompress.Quantization.Qdq;
 using MLNetCompress.Runtime;
 
@@ -55,25 +57,30 @@ internal static class QuantizeCommand
             HelpName = "C",
         };
         var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: data.", HelpName = "FILE" };
+        var dynamic = new Option<bool>("--dynamic")
+        {
+            Description = "Dynamic quantization instead, for transformers: MatMul weights int8, activations quantized at run time " +
+                          "(ONNX Runtime fuses DynamicQuantizeMatMul). The --calibration data then only serves as probes and timing data.",
+        };
         var command = new Command("quantize",
             "Static int8 QDQ quantization (weights and activations, calibrated) so that ONNX Runtime runs QLinearConv / QGemm / " +
             "QLinearMatMul; BatchNormalization folding, Identity removal and an opset upgrade run first. Reports the measured latency " +
             "ratio against the original.")
         {
-            model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab,
+            model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab, dynamic,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!, r.GetValue(method)!,
                 r.GetValue(perChannel), r.GetValue(activations)!, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
-                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab));
+                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), r.GetValue(dynamic));
             return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
         });
         return command;
     }
 
     private sealed record Settings(string Model, string Output, string Calibration, string Method, bool PerChannel, string Activations,
-        double? Percentile, int CalibrationRows, string? Eval, int EvalRows, string[] Exclude, double MinCosine, string? Vocab);
+        double? Percentile, int CalibrationRows, string? Eval, int EvalRows, string[] Exclude, double MinCosine, string? Vocab, bool Dynamic);
 
     /// <summary>The range method named on the command line.</summary>
     /// <exception cref="InputException">The name is not a method.</exception>
@@ -116,7 +123,9 @@ internal static class QuantizeCommand
         if (QuantizedModelDetector.Describe(graph) is { } already)
             throw new InputException($"{already.TrimEnd('.')}; nothing was written");
         var notes = new List<string>();
-        var passes = QdqRecipe.Passes(graph.OnnxOpset, options, notes);
+        var passes = s.Dynamic
+            ? [new DynamicQuantizationPass(new DynamicQuantizationOptions { ExcludeNodes = options.ExcludeNodes })]
+            : QdqRecipe.Passes(graph.OnnxOpset, options, notes);
         var compression = new CompressionOptions
         {
             OutputPath = s.Output,
@@ -138,7 +147,7 @@ internal static class QuantizeCommand
         var o = report.Outputs[0];
         string ratio = report.LatencyRatio.ToString("0.00", CultureInfo.InvariantCulture);
         doc.Fields(
-            ("method", $"{range.Method}{(range.Method == RangeMethod.Percentile ? " " + range.Percentile.ToString(CultureInfo.InvariantCulture) : "")}, activations {options.Activations}, weights S8 {(s.PerChannel ? "per-channel" : "per-tensor")}"),
+            ("method", s.Dynamic ? "dynamic: MatMul weights S8 per column, activations U8 quantized at run time" : $"{range.Method}{(range.Method == RangeMethod.Percentile ? " " + range.Percentile.ToString(CultureInfo.InvariantCulture) : "")}, activations {options.Activations}, weights S8 {(s.PerChannel ? "per-channel" : "per-tensor")}"),
             ("latency ratio", $"{ratio}x of the original ({report.CandidateMedianMs.ToString("0.###", CultureInfo.InvariantCulture)} ms vs {report.BaselineMedianMs.ToString("0.###", CultureInfo.InvariantCulture)} ms per batch of {report.BatchSize}, median of {report.LatencySamples} interleaved runs on {report.Data})"),
             ("fidelity", $"cosine {o.MeanCosine.ToString("0.0000", CultureInfo.InvariantCulture)}" +
                          (o.Top1Agreement is double t ? $", top-1 agreement {t.ToString("0.0%", CultureInfo.InvariantCulture)}" : "") +
