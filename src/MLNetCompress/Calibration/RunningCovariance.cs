@@ -51,26 +51,17 @@ public sealed class RunningCovariance
     public void AddTensor(ReadOnlySpan<float> data, IReadOnlyList<long> shape, int featureAxis, int stride = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(stride, 1);
-        int rank = shape.Count;
-        if (featureAxis < 0) featureAxis += rank;
-        if (featureAxis < 0 || featureAxis >= rank || shape[featureAxis] != Dim)
-            throw new ArgumentException($"axis {featureAxis} of shape [{string.Join(",", shape)}] is not of length {Dim}", nameof(featureAxis));
-        long outer = 1, inner = 1;
-        for (int i = 0; i < featureAxis; i++) outer *= shape[i];
-        for (int i = featureAxis + 1; i < rank; i++) inner *= shape[i];
+        var (outer, inner) = FeatureAxis.Layout(shape, featureAxis, Dim);
         var vector = new float[Dim];
         long index = 0;
         for (long o = 0; o < outer; o++)
-        {
-            long baseAt = o * Dim * inner;
             for (long p = 0; p < inner; p++, index++)
             {
                 if (index % stride != 0) continue;
-                if (inner == 1) { Add(data.Slice((int)baseAt, Dim)); continue; }
-                for (int c = 0; c < Dim; c++) vector[c] = data[(int)(baseAt + c * inner + p)];
+                if (inner == 1) { Add(data.Slice((int)(o * Dim), Dim)); continue; } // contiguous: no copy
+                FeatureAxis.Gather(data, o, p, inner, vector);
                 Add(vector);
             }
-        }
     }
 
     /// <summary>The mean vector.</summary>

@@ -57,31 +57,18 @@ public sealed class RunningCrossCovariance
     {
         if (a.Length != b.Length) throw new ArgumentException($"paired tensors of {a.Length} and {b.Length} values");
         ArgumentOutOfRangeException.ThrowIfLessThan(stride, 1);
-        int rank = shape.Count;
-        if (featureAxis < 0) featureAxis += rank;
-        if (featureAxis < 0 || featureAxis >= rank || shape[featureAxis] != Dim)
-            throw new ArgumentException($"axis {featureAxis} of shape [{string.Join(",", shape)}] is not of length {Dim}", nameof(featureAxis));
-        long outer = 1, inner = 1;
-        for (int i = 0; i < featureAxis; i++) outer *= shape[i];
-        for (int i = featureAxis + 1; i < rank; i++) inner *= shape[i];
+        var (outer, inner) = FeatureAxis.Layout(shape, featureAxis, Dim);
         var va = new float[Dim];
         var vb = new float[Dim];
         long index = 0;
         for (long o = 0; o < outer; o++)
-        {
-            long baseAt = o * Dim * inner;
             for (long p = 0; p < inner; p++, index++)
             {
                 if (index % stride != 0) continue;
-                for (int c = 0; c < Dim; c++)
-                {
-                    int at = (int)(baseAt + c * inner + p);
-                    va[c] = a[at];
-                    vb[c] = b[at];
-                }
+                FeatureAxis.Gather(a, o, p, inner, va);
+                FeatureAxis.Gather(b, o, p, inner, vb);
                 Add(va, vb);
             }
-        }
     }
 
     /// <summary>The reference model's mean vector.</summary>

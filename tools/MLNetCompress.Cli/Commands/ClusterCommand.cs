@@ -43,12 +43,7 @@ internal static class ClusterCommand
             Description = $"Probe data for verification (a data spec: {DataSpec.Expected}); default: random probes.",
             HelpName = "SPEC",
         };
-        var minCosine = new Option<double>("--min-cosine")
-        {
-            Description = "The written model's outputs must have at least this cosine with the original's on every probe row (default 0.99).",
-            DefaultValueFactory = _ => 0.99,
-            HelpName = "C",
-        };
+        var minCosine = CommonOptions.MinCosine("every probe row", 0.99);
         var report = new Option<string?>("--report") { Description = "Folder to write cluster-report.json into (per-layer centroids, bits, error).", HelpName = "DIR" };
         var command = new Command("cluster",
             "Weight sharing: replace each Conv, ConvTranspose, Gemm and MatMul weight by K centroids and a 4- or 8-bit index per " +
@@ -63,8 +58,7 @@ internal static class ClusterCommand
             string path = r.GetValue(model)!;
             ModelFiles.Require(path, "MODEL");
             double cosine = r.GetValue(minCosine);
-            if (!(cosine is >= -1 and <= 1))
-                throw new InputException($"--min-cosine takes a value in [-1, 1], not {cosine.ToString(CultureInfo.InvariantCulture)}");
+            CommonOptions.CheckMinCosine(cosine);
             var defaults = new KMeansClusteringOptions();
             var options = new KMeansClusteringOptions
             {

@@ -42,12 +42,7 @@ internal static class LowRankCommand
         var dataAware = new Option<bool>("--data-aware") { Description = "Choose factors that minimize each layer's output error on the calibration data (needs --calibration)." };
         var rows = EvalCommand.PositiveInt("--calibration-rows", "Calibration rows to run (default 256).", "N");
         var measure = new Option<bool>("--measure") { Description = "Keep a split only where ONNX Runtime runs the split layer faster than the original (each layer timed alone on random input)." };
-        var minCosine = new Option<double>("--min-cosine")
-        {
-            Description = "The written model's outputs must have at least this cosine with the original's on the probes (default 0.99).",
-            DefaultValueFactory = _ => 0.99,
-            HelpName = "C",
-        };
+        var minCosine = CommonOptions.MinCosine("the probes", 0.99);
         var report = new Option<string?>("--report") { Description = "Folder to write lowrank-report.json into (per-layer rank, parameters, MACs, error).", HelpName = "DIR" };
         var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: calibration data.", HelpName = "FILE" };
         var command = new Command("lowrank",
@@ -95,8 +90,7 @@ internal static class LowRankCommand
             throw new InputException($"give exactly one of --energy, --rank-ratio, --target-params and --vbmf ({criteria} given)");
         if (s.DataAware && s.Calibration is null)
             throw new InputException("--data-aware needs --calibration SPEC (the data the layer outputs are fitted on)");
-        if (!(s.MinCosine is >= -1 and <= 1))
-            throw new InputException($"--min-cosine takes a value in [-1, 1], not {s.MinCosine.ToString(CultureInfo.InvariantCulture)}");
+        CommonOptions.CheckMinCosine(s.MinCosine);
 
         // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
         IDataFeed? feed = s.Calibration is null ? null

@@ -38,12 +38,7 @@ internal static class PruneCommand
             Description = $"Probe data for verification (a data spec: {DataSpec.Expected}); default: random probes.",
             HelpName = "SPEC",
         };
-        var minCosine = new Option<double>("--min-cosine")
-        {
-            Description = "The written model's outputs must have at least this cosine with the original's on every probe row (default 0.99).",
-            DefaultValueFactory = _ => 0.99,
-            HelpName = "C",
-        };
+        var minCosine = CommonOptions.MinCosine("every probe row", 0.99);
         var reconstruct = new Option<bool>("--reconstruct") { Description = "Re-fit each pruned layer's kept weights to its outputs on the --calibration data (needs --calibration)." };
         var report = new Option<string?>("--report") { Description = "Folder to write prune-report.json into (per-layer sparsity, threshold, bytes).", HelpName = "DIR" };
         var command = new Command("prune",
@@ -85,8 +80,7 @@ internal static class PruneCommand
             throw new InputException("give --sparsity or --std-rate, not both");
         if (s.Global && s.Sparsity is null)
             throw new InputException("--global needs --sparsity S (the overall fraction the one threshold must reach)");
-        if (!(s.MinCosine is >= -1 and <= 1))
-            throw new InputException($"--min-cosine takes a value in [-1, 1], not {s.MinCosine.ToString(CultureInfo.InvariantCulture)}");
+        CommonOptions.CheckMinCosine(s.MinCosine);
         NMPattern? pattern = null;
         if (s.Pattern is not null)
         {

@@ -50,12 +50,7 @@ internal static class QuantizeCommand
         var eval = new Option<string?>("--eval") { Description = "Data to measure latency and fidelity on (default: the calibration data).", HelpName = "SPEC" };
         var evalRows = EvalCommand.PositiveInt("--eval-rows", "Rows to time on (default 256).", "N");
         var exclude = new Option<string[]>("--exclude") { Description = "Node names to leave in float.", HelpName = "NODES", AllowMultipleArgumentsPerToken = true };
-        var minCosine = new Option<double>("--min-cosine")
-        {
-            Description = "The written model's outputs must have at least this cosine with the original's on the probes (default 0.99).",
-            DefaultValueFactory = _ => 0.99,
-            HelpName = "C",
-        };
+        var minCosine = CommonOptions.MinCosine("the probes", 0.99);
         var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: data.", HelpName = "FILE" };
         var dynamic = new Option<bool>("--dynamic")
         {
@@ -99,8 +94,7 @@ internal static class QuantizeCommand
         var range = new RangeMethodOptions { Method = ParseMethod(s.Method), Percentile = s.Percentile ?? 99.99 };
         if (s.Percentile is double p && !(p > 50 && p <= 100))
             throw new InputException($"--percentile takes a value in (50, 100], not {p.ToString(CultureInfo.InvariantCulture)}");
-        if (!(s.MinCosine is >= -1 and <= 1))
-            throw new InputException($"--min-cosine takes a value in [-1, 1], not {s.MinCosine.ToString(CultureInfo.InvariantCulture)}");
+        CommonOptions.CheckMinCosine(s.MinCosine);
 
         // Data specs are checked before anything is computed: a typo fails fast and nothing is written.
         var inputs = ModelFiles.Inputs(s.Model, RuntimeOptions.Default);

@@ -29,12 +29,7 @@ internal static class UpgradeCommand
             if (v < OpsetUpgradeOptions.MinTargetOpset || v > OpsetChangelog.MaxOpset)
                 r.AddError($"--opset {v} is out of range; choose {OpsetUpgradeOptions.MinTargetOpset} to {OpsetChangelog.MaxOpset}");
         });
-        var minCosine = new Option<double>("--min-cosine")
-        {
-            Description = "The upgraded model's outputs must have at least this cosine with the original's on random probes (default 0.9999).",
-            DefaultValueFactory = _ => 0.9999,
-            HelpName = "C",
-        };
+        var minCosine = CommonOptions.MinCosine("random probes", 0.9999);
         var command = new Command("upgrade",
             "Raise a model's ai.onnx opset (and IR version), rewriting the nodes whose meaning changed between versions " +
             "(Softmax axis, attributes that became inputs, Upsample -> Resize, ...); refuse, naming the op, where a change " +
@@ -50,8 +45,7 @@ internal static class UpgradeCommand
     private static async Task<int> RunAsync(CliContext ctx, string model, string output, long opset, double minCosine, CancellationToken ct)
     {
         ModelFiles.Require(model, "MODEL");
-        if (!(minCosine is >= -1 and <= 1))
-            throw new InputException($"--min-cosine takes a value in [-1, 1], not {minCosine.ToString(CultureInfo.InvariantCulture)}");
+        CommonOptions.CheckMinCosine(minCosine);
         var options = new CompressionOptions
         {
             OutputPath = output,
