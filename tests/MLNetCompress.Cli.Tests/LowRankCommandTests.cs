@@ -15,7 +15,7 @@ public class LowRankCommandTests
         var run = await CliRunner.Run("lowrank", RealModels.CnnSample, "-o", output, "--target-params", "0.5",
             "--calibration", Probes, "--min-cosine", "0.98", "--report", dir, "-q");
         Assert.True(run.ExitCode == 0, run.Err);
-        Assert.True(File.Exists(Path.Combine(dir, "lowrank-report.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "report.json")));
 
         // The 3136x256 layer became two Gemms with at most half its parameters; the file is smaller.
         var before = ModelGraph.Load(RealModels.CnnSample).Constants.Where(c => c.Dims.Length == 2).Sum(c => c.ElementCount);

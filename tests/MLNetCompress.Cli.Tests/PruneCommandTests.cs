@@ -25,7 +25,7 @@ public class PruneCommandTests
         var w = proto.Graph.Initializer.Single(t => t.Name == "net.0.weight");
         var values = TensorData.ToFloatArray(w);
         Assert.Equal(Math.Round(0.5 * values.Length), values.Count(v => v == 0));
-        Assert.True(File.Exists(Path.Combine(dir, "prune-report.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "report.json")));
     }
 
     [Fact]

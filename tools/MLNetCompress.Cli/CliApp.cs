@@ -72,6 +72,9 @@ public static class CliApp
         root.Subcommands.Add(PackCommand.Create(Context));
         root.Subcommands.Add(UnpackCommand.Create(Context));
         root.Subcommands.Add(QuantizeCommand.Create(Context));
+        root.Subcommands.Add(SoftLabelsCommand.Create(Context));
+        root.Subcommands.Add(DistillCommand.Create(Context));
+        root.Subcommands.Add(CompressCommand.Create(Context));
         return root;
     }
 }

@@ -19,4 +19,11 @@ public sealed record LayerChange(
     string StorageAfter,
     long BytesBefore,
     long BytesAfter,
-    double MaxAbsError);
+    double MaxAbsError)
+{
+    /// <summary>The ranks of the factors a low-rank split wrote (two for Tucker-2); null when the weight was not factorized.</summary>
+    public IReadOnlyList<int>? Ranks { get; init; }
+
+    /// <summary>Parameters stored for the weight after the change when it is no longer one tensor of <see cref="Shape"/> (the factors of a split); null otherwise.</summary>
+    public long? ParamsAfter { get; init; }
+}

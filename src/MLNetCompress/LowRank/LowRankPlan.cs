@@ -89,7 +89,7 @@ public sealed class LowRankLayer
 
     /// <summary>The row for the compression report.</summary>
     public LayerChange ToLayerChange() =>
-        new(Weight, OpType, "main", ShapeArray, "float", StorageAfter, 4 * ParamsBefore, 4 * ParamsAfter, MaxAbsError);
+        new(Weight, OpType, "main", ShapeArray, "float", StorageAfter, 4 * ParamsBefore, 4 * ParamsAfter, MaxAbsError) { Ranks = RanksArray, ParamsAfter = ParamsAfter };
 
     /// <summary>One line: node, form, ranks, parameters, error.</summary>
     public override string ToString() => $"{Weight} ({OpType} '{Node}'): {StorageAfter}";

@@ -12,8 +12,10 @@ public static class PreparationPasses
     /// <summary>
     /// Identity/Dropout removal first (it exposes Conv→BatchNormalization pairs and constant chains hidden
     /// behind pass-through nodes), then constant folding (BatchNormalization parameters or weights computed
-    /// from constants become initializers), then BatchNormalization folding, which needs constant parameters.
+    /// from constants become initializers), then MatMul+Add → Gemm where A is provably 2-D (exactly the same
+    /// computation, and a BatchNormalization after it can then fold too), then BatchNormalization folding, which needs
+    /// constant parameters.
     /// </summary>
     public static IReadOnlyList<IGraphPass> Default() =>
-        [new RemoveIdentityPass(), new ConstantFoldingPass(), new FoldBatchNormPass()];
+        [new RemoveIdentityPass(), new ConstantFoldingPass(), new FuseMatMulAddPass(), new FoldBatchNormPass()];
 }

@@ -2,6 +2,7 @@ using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.Storage;
 
 namespace MLNetCompress.Quantization;
 
@@ -45,12 +46,6 @@ public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStorage
 
     // ---- plan -------------------------------------------------------------------------------
 
-    /// <summary>A constant found behind a weight input.</summary>
-    private sealed record Source(GraphScope Scope, string Name, TensorProto Tensor, ConstantKind Kind, NodeProto? Node);
-
-    /// <summary>A weight to quantize: where it is and the node that made it one.</summary>
-    private sealed record Candidate(Source Source, NodeProto Consumer, int InputIndex);
-
     /// <inheritdoc />
     protected override Int8WeightStoragePlan Plan(ModelGraph graph, PassContext context)
     {
@@ -64,24 +59,7 @@ public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStorage
             return new Int8WeightStoragePlan([], skipped);
         }
 
-        var candidates = new List<Candidate>();
-        var seen = new HashSet<(GraphScope, string)>();
-        foreach (var scope in graph.Scopes)
-            foreach (var node in scope.Nodes)
-            {
-                if (!IsOnnxDomain(node) || !Options.Ops.Contains(node.OpType)) continue;
-                for (int i = 0; i < node.Input.Count; i++)
-                {
-                    string input = node.Input[i];
-                    if (input.Length == 0 || !WeightInputs.IsWeightInput(node, i)) continue;
-                    var (source, reason) = Resolve(scope, input);
-                    if (reason is not null) skipped.Add($"{input} ({node.OpType} '{GraphScope.NodeLabel(node)}'): {reason}");
-                    // A weight shared by several nodes is stored once; the first reader picks its axis.
-                    if (source is not null && seen.Add((source.Scope, source.Name)))
-                        candidates.Add(new Candidate(source, node, i));
-                }
-            }
-
+        var candidates = WeightCandidates.Find(graph, Options.Ops, skipped);
         var weights = new List<PlannedWeight>(candidates.Count);
         for (int k = 0; k < candidates.Count; k++)
         {
@@ -96,72 +74,14 @@ public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStorage
         return new Int8WeightStoragePlan(weights, skipped);
     }
 
-    /// <summary>
-    /// The constant behind a value read in <paramref name="scope"/>, looked up through enclosing graphs and
-    /// through one <c>Cast(→ float)</c>; null for a computed value. A reason is given only where a weight
-    /// was expected but is not one this pass can store.
-    /// </summary>
-    private static (Source? Source, string? Reason) Resolve(GraphScope scope, string value, bool throughCast = true)
-    {
-        for (var s = scope; s is not null; s = s.Parent)
-        {
-            if (s.Initializer(value) is { } t) return (new Source(s, value, t, ConstantKind.Initializer, null), null);
-            if (s.Producer(value) is { } p)
-            {
-                if (!IsOnnxDomain(p)) return (null, null);
-                switch (p.OpType)
-                {
-                    case "Constant" when GraphScope.ConstantNodeTensor(p) is { } ct:
-                        return (new Source(s, value, ct, ConstantKind.ConstantNode, p), null);
-                    case "Cast" when throughCast && p.Input.Count == 1
-                                     && WeightInputs.IntAttribute(p, "to", 0) == (long)OnnxDataType.Float:
-                        // float16 weights are often kept as float16 and cast to float for the op.
-                        var (inner, _) = Resolve(s, p.Input[0], throughCast: false);
-                        return inner is not null && OnnxDataTypes.IsFloatingPoint(TypeOf(inner.Tensor)) ? (inner, null) : (null, null);
-                    case "DequantizeLinear":
-                        return (null, "already quantized (computed by DequantizeLinear)");
-                    default:
-                        return (null, null);
-                }
-            }
-            // A graph input, or a Loop/Scan body input: not a constant.
-            if (s.IsGraphInput(value)) return (null, null);
-        }
-        return (null, null);
-    }
-
-    private PlannedWeight? PlanWeight(ModelGraph graph, Candidate c, out string? reason)
+    private PlannedWeight? PlanWeight(ModelGraph graph, WeightCandidate c, out string? reason)
     {
         var (scope, name, tensor, kind, node) = c.Source;
-        var type = TypeOf(tensor);
-        if (!OnnxDataTypes.IsFloatingPoint(type))
-        {
-            reason = $"stored as {OnnxDataTypes.Name(type)}, not a float type; left as it is.";
-            return null;
-        }
-        if (type == OnnxDataType.BFloat16 && graph.OnnxOpset < 13)
-        {
-            reason = $"a bfloat16 weight needs opset 13 to cast back (the model has {graph.OnnxOpset}).";
-            return null;
-        }
+        reason = WeightCandidates.Ineligible(graph, c.Source, Options.MinElements);
+        if (reason is not null) return null;
+        var type = c.Source.DataType;
         var dims = tensor.Dims.ToArray();
         long count = TensorData.ElementCount(dims, name);
-        if (count < Options.MinElements)
-        {
-            reason = $"{count} elements, below MinElements {Options.MinElements}.";
-            return null;
-        }
-        if (scope.IsGraphOutput(name))
-        {
-            reason = "it is also a graph output; its exact value is part of the model's result.";
-            return null;
-        }
-        // From IR 4 an initializer listed among the inputs is a default the caller may override at run time.
-        if (kind == ConstantKind.Initializer && graph.IrVersion >= 4 && scope.Proto.Input.Any(i => i.Name == name))
-        {
-            reason = "it is also a graph input, so callers may override it; left as it is.";
-            return null;
-        }
 
         int? axis = Options.PerChannel && dims.Length >= 2 ? WeightInputs.Axis(c.Consumer, c.InputIndex, dims.Length) : null;
         int scaleCount = SymmetricInt8.ScaleCount(dims, axis);
@@ -262,7 +182,4 @@ public sealed class Int8WeightStoragePass : LayerReportingPass<Int8WeightStorage
     private static AttributeProto CastTo(OnnxDataType type) =>
         new() { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)type };
 
-    private static OnnxDataType TypeOf(TensorProto t) => OnnxDataTypes.FromWire(t.DataType);
-
-    private static bool IsOnnxDomain(NodeProto n) => n.Domain is "" or "ai.onnx";
 }

@@ -44,7 +44,7 @@ internal static class ClusterCommand
             HelpName = "SPEC",
         };
         var minCosine = CommonOptions.MinCosine("every probe row", 0.99);
-        var report = new Option<string?>("--report") { Description = "Folder to write cluster-report.json into (per-layer centroids, bits, error).", HelpName = "DIR" };
+        var report = CommonOptions.Report();
         var command = new Command("cluster",
             "Weight sharing: replace each Conv, ConvTranspose, Gemm and MatMul weight by K centroids and a 4- or 8-bit index per " +
             "weight (zeros of a pruned layer stay exactly zero), gathered back at load so inference runs at fp32 speed; " +
@@ -59,6 +59,7 @@ internal static class ClusterCommand
             ModelFiles.Require(path, "MODEL");
             double cosine = r.GetValue(minCosine);
             CommonOptions.CheckMinCosine(cosine);
+            CommonOptions.CheckReport(r.GetValue(report));
             var defaults = new KMeansClusteringOptions();
             var options = new KMeansClusteringOptions
             {
@@ -78,7 +79,7 @@ internal static class ClusterCommand
             var compression = new CompressionOptions { OutputPath = r.GetValue(output)!, Probes = probes, Verification = new VerifyOptions { MinCosine = cosine } };
             var result = await PruneCommand.CompressWithProgress(ctx, "clustering", path, passes, compression, ct).ConfigureAwait(false);
             ctx.Render(DemoCommand.ToDocument(result));
-            await PruneCommand.WriteReportAsync(ctx, r.GetValue(report), "cluster-report.json", result, ct).ConfigureAwait(false);
+            await CommonOptions.WriteReportAsync(ctx, r.GetValue(report), result, probes, null, ct).ConfigureAwait(false);
             return ErrorReporter.Success;
         });
         return command;

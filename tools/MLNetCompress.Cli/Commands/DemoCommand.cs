@@ -37,19 +37,21 @@ internal static class DemoCommand
                           "(found by walking up from the current folder, then from the tool's folder).",
             HelpName = "FILE",
         };
+        var report = CommonOptions.Report();
         var command = new Command("demo",
             $"Compress the bundled Fashion-MNIST CNN (onnx-samples/{SampleModel}) with int8 weight storage, write it " +
             "(default ./demo-out/fashion_mnist_cnn.int8.onnx), then print the compression report (bytes before and after, " +
             "per-layer table) and the eval table against the original on the bundled Fashion-MNIST test subset.")
         {
-            output, data, model,
+            output, data, model, report,
         };
-        command.SetAction((r, ct) => RunAsync(context(r), r.GetValue(output)!, r.GetValue(data), r.GetValue(model), ct));
+        command.SetAction((r, ct) => RunAsync(context(r), r.GetValue(output)!, r.GetValue(data), r.GetValue(model), r.GetValue(report), ct));
         return command;
     }
 
-    private static async Task<int> RunAsync(CliContext ctx, string outDir, string? dataSpec, string? modelPath, CancellationToken ct)
+    private static async Task<int> RunAsync(CliContext ctx, string outDir, string? dataSpec, string? modelPath, string? reportDir, CancellationToken ct)
     {
+        CommonOptions.CheckReport(reportDir);
         var input = modelPath ?? FindSample();
         ModelFiles.Require(input, modelPath is null ? "the bundled sample" : "--model");
         var spec = dataSpec ?? DefaultData();
@@ -72,6 +74,7 @@ internal static class DemoCommand
         var eval = await ProgressBar.RunAsync(ctx, "evaluating", bar => EvalCommand.Evaluate(settings, bar, ct), ct).ConfigureAwait(false);
         ctx.Out.WriteLine();
         ctx.Render(EvalCommand.ToDocument(eval, Path.GetFileName(input), Path.GetFileName(outputPath)));
+        await CommonOptions.WriteReportAsync(ctx, reportDir, result, probes, eval, ct).ConfigureAwait(false);
         return ErrorReporter.Success;
     }
 

@@ -43,7 +43,7 @@ internal static class LowRankCommand
         var rows = EvalCommand.PositiveInt("--calibration-rows", "Calibration rows to run (default 256).", "N");
         var measure = new Option<bool>("--measure") { Description = "Keep a split only where ONNX Runtime runs the split layer faster than the original (each layer timed alone on random input)." };
         var minCosine = CommonOptions.MinCosine("the probes", 0.99);
-        var report = new Option<string?>("--report") { Description = "Folder to write lowrank-report.json into (per-layer rank, parameters, MACs, error).", HelpName = "DIR" };
+        var report = CommonOptions.Report();
         var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: calibration data.", HelpName = "FILE" };
         var command = new Command("lowrank",
             "Split Conv, Gemm and MatMul layers into low-rank pairs (or a Tucker-2 triple) by truncated SVD, optionally " +
@@ -91,6 +91,7 @@ internal static class LowRankCommand
         if (s.DataAware && s.Calibration is null)
             throw new InputException("--data-aware needs --calibration SPEC (the data the layer outputs are fitted on)");
         CommonOptions.CheckMinCosine(s.MinCosine);
+        CommonOptions.CheckReport(s.Report);
 
         // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
         IDataFeed? feed = s.Calibration is null ? null
@@ -121,26 +122,7 @@ internal static class LowRankCommand
             return ModelCompressor.Compress(s.Model, [pass], compression, progress, ct);
         }, ct).ConfigureAwait(false);
         ctx.Render(DemoCommand.ToDocument(result));
-        if (s.Report is not null)
-        {
-            Directory.CreateDirectory(s.Report);
-            var path = Path.Combine(s.Report, "lowrank-report.json");
-            await File.WriteAllTextAsync(path, JsonSerializer.Serialize(new
-            {
-                result.InputPath,
-                result.OutputPath,
-                result.BytesBefore,
-                result.BytesAfter,
-                Verification = result.Verification.Summary,
-                Layers = pass.LastPlan?.Layers.Select(l => new
-                {
-                    l.Weight, l.OpType, l.Node, l.Shape, l.Form, l.Ranks, l.ParamsBefore, l.ParamsAfter,
-                    l.MacsBefore, l.MacsAfter, l.RelativeError, l.MaxAbsError, l.DataAware,
-                }),
-                Skipped = result.Passes.SelectMany(p => p.Skipped),
-            }, EvalCommand.JsonOptions), ct).ConfigureAwait(false);
-            if (!ctx.Quiet) ctx.Err.WriteLine($"report: {path}");
-        }
+        await CommonOptions.WriteReportAsync(ctx, s.Report, result, feed, null, ct).ConfigureAwait(false);
         return ErrorReporter.Success;
     }
 

@@ -1,12 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
-using MLNetCompress.Cli.Output;
 using MLNetCompress.Compression;
 using MLNetCompress.Data;
 using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Pruning;
+using MLNetCompress.Pruning.Structured;
 using MLNetCompress.Runtime;
 
 namespace MLNetCompress.Cli.Commands;
@@ -16,6 +15,8 @@ namespace MLNetCompress.Cli.Commands;
 /// [--exclude NAME]... [--min-elements N] [--calibration SPEC [--reconstruct]] [--min-cosine C] [--report DIR]</c>: zeroes the
 /// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally re-fits the kept ones on the calibration data
 /// and stores them sparsely, verifies the result in ONNX Runtime and writes it.
+/// <c>prune MODEL -o OUT --structured --channels F [--criterion l1|activation] [--round-to N] [--keep-at-least N]
+/// [--no-residual-groups] [--calibration SPEC [--reconstruct]]</c> removes whole output channels instead (the model gets faster).
 /// </summary>
 internal static class PruneCommand
 {
@@ -40,26 +41,43 @@ internal static class PruneCommand
         };
         var minCosine = CommonOptions.MinCosine("every probe row", 0.99);
         var reconstruct = new Option<bool>("--reconstruct") { Description = "Re-fit each pruned layer's kept weights to its outputs on the --calibration data (needs --calibration)." };
-        var report = new Option<string?>("--report") { Description = "Folder to write prune-report.json into (per-layer sparsity, threshold, bytes).", HelpName = "DIR" };
+        var structured = new Option<bool>("--structured") { Description = "Remove whole output channels of Conv/Gemm layers (and every consumer's matching inputs) instead of zeroing weights; needs --channels." };
+        var channels = new Option<double?>("--channels") { Description = "With --structured: fraction of each layer's output channels to remove, in [0, 1).", HelpName = "FRACTION" };
+        channels.CustomParser = r => ParseNumber(r, "--channels", v => v is >= 0 and < 1, "a fraction in [0, 1)");
+        var criterion = new Option<string?>("--criterion") { Description = "With --structured: rank channels by l1 (filter norm, default) or activation (mean |activation| on --calibration).", HelpName = "l1|activation" };
+        var roundTo = new Option<int?>("--round-to") { Description = "With --structured: round each layer's kept channel count to a multiple of N (e.g. 8; default 1).", HelpName = "N" };
+        roundTo.CustomParser = r => (int?)ParseNumber(r, "--round-to", v => v >= 1 && v == Math.Floor(v) && v <= 4096, "a whole number from 1 to 4096");
+        var keepAtLeast = new Option<int?>("--keep-at-least") { Description = "With --structured: never keep fewer than N channels in a layer (default 8).", HelpName = "N" };
+        keepAtLeast.CustomParser = r => (int?)ParseNumber(r, "--keep-at-least", v => v >= 1 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 1");
+        var noResidual = new Option<bool>("--no-residual-groups") { Description = "With --structured: leave channels that residual Adds tie across layers whole (prune only each block's own channels)." };
+        var report = CommonOptions.Report();
         var command = new Command("prune",
             "Zero the smallest-magnitude weights of Conv, ConvTranspose, Gemm and MatMul layers (per layer, globally, or N:M), " +
             "optionally store them sparsely so the file shrinks; verify the result in ONNX Runtime and write it. " +
-            "Give --sparsity, --std-rate or --pattern.")
+            "Give --sparsity, --std-rate or --pattern; or --structured --channels F to remove whole channels.")
         {
             model, output, sparsity, stdRate, global, pattern, sparseStorage, exclude, minElements, calibration, minCosine, report, reconstruct,
+            structured, channels, criterion, roundTo, keepAtLeast, noResidual,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(sparsity), r.GetValue(stdRate), r.GetValue(global),
                 r.GetValue(pattern), r.GetValue(sparseStorage), r.GetValue(exclude) ?? [], r.GetValue(minElements), r.GetValue(calibration),
-                r.GetValue(minCosine), r.GetValue(report), r.GetValue(reconstruct));
+                r.GetValue(minCosine), r.GetValue(report), r.GetValue(reconstruct),
+                new StructuredSettings(r.GetValue(structured), r.GetValue(channels), r.GetValue(criterion), r.GetValue(roundTo), r.GetValue(keepAtLeast), r.GetValue(noResidual)));
             return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
         });
         return command;
     }
 
     private sealed record Settings(string Model, string Output, double? Sparsity, double? StdRate, bool Global, string? Pattern,
-        bool SparseStorage, string[] Exclude, int? MinElements, string? Calibration, double MinCosine, string? Report, bool Reconstruct);
+        bool SparseStorage, string[] Exclude, int? MinElements, string? Calibration, double MinCosine, string? Report, bool Reconstruct,
+        StructuredSettings Structured);
+
+    private sealed record StructuredSettings(bool On, double? Channels, string? Criterion, int? RoundTo, int? KeepAtLeast, bool NoResidualGroups)
+    {
+        public bool AnyOption => Channels is not null || Criterion is not null || RoundTo is not null || KeepAtLeast is not null || NoResidualGroups;
+    }
 
     /// <summary>Parses a number option; a value outside the range is a one-line parse error naming the option.</summary>
     internal static double? ParseNumber(System.CommandLine.Parsing.ArgumentResult r, string name, Func<double, bool> valid, string expected)
@@ -74,6 +92,7 @@ internal static class PruneCommand
     private static async Task<int> RunAsync(CliContext ctx, Settings s, CancellationToken ct)
     {
         ModelFiles.Require(s.Model, "MODEL");
+        if (s.Structured.On || s.Structured.AnyOption) return await RunStructuredAsync(ctx, s, ct).ConfigureAwait(false);
         if (s.Sparsity is null && s.StdRate is null && s.Pattern is null)
             throw new InputException("give --sparsity S, --std-rate R or --pattern N:M");
         if (s.Sparsity is not null && s.StdRate is not null)
@@ -81,6 +100,7 @@ internal static class PruneCommand
         if (s.Global && s.Sparsity is null)
             throw new InputException("--global needs --sparsity S (the overall fraction the one threshold must reach)");
         CommonOptions.CheckMinCosine(s.MinCosine);
+        CommonOptions.CheckReport(s.Report);
         NMPattern? pattern = null;
         if (s.Pattern is not null)
         {
@@ -108,7 +128,50 @@ internal static class PruneCommand
         var compression = new CompressionOptions { OutputPath = s.Output, Probes = probes, Verification = new VerifyOptions { MinCosine = s.MinCosine } };
         var result = await CompressWithProgress(ctx, "pruning", s.Model, passes, compression, ct).ConfigureAwait(false);
         ctx.Render(DemoCommand.ToDocument(result));
-        await WriteReportAsync(ctx, s.Report, "prune-report.json", result, ct).ConfigureAwait(false);
+        await CommonOptions.WriteReportAsync(ctx, s.Report, result, probes, null, ct).ConfigureAwait(false);
+        return ErrorReporter.Success;
+    }
+
+    private static async Task<int> RunStructuredAsync(CliContext ctx, Settings s, CancellationToken ct)
+    {
+        var t = s.Structured;
+        if (!t.On)
+            throw new InputException("--channels, --criterion, --round-to, --keep-at-least and --no-residual-groups need --structured");
+        if (t.Channels is not double fraction)
+            throw new InputException("--structured needs --channels FRACTION (the share of each layer's output channels to remove)");
+        if (s.Sparsity is not null || s.StdRate is not null || s.Pattern is not null || s.Global || s.SparseStorage || s.MinElements is not null)
+            throw new InputException("--structured removes whole channels; --sparsity, --std-rate, --pattern, --global, --sparse-storage and --min-elements are for zeroing weights: use one kind per run");
+        CommonOptions.CheckMinCosine(s.MinCosine);
+        CommonOptions.CheckReport(s.Report);
+        var criterion = t.Criterion?.ToLowerInvariant() switch
+        {
+            null or "l1" => ChannelCriterion.L1,
+            "activation" => ChannelCriterion.Activation,
+            _ => throw new InputException($"--criterion takes l1 or activation, not '{t.Criterion}'"),
+        };
+        if (criterion == ChannelCriterion.Activation && s.Calibration is null)
+            throw new InputException("--criterion activation needs --calibration SPEC (the data the activations are measured on)");
+        if (s.Reconstruct && s.Calibration is null)
+            throw new InputException("--reconstruct needs --calibration SPEC (the data the next layers are re-fitted on)");
+
+        IDataFeed? data = s.Calibration is null ? null
+            : DataSpec.Parse(s.Calibration, ModelFiles.Inputs(s.Model, RuntimeOptions.Default), new DataSpecOptions { ModelPath = s.Model });
+        var defaults = new StructuredPruningOptions();
+        var options = new StructuredPruningOptions
+        {
+            Fraction = fraction,
+            Criterion = criterion,
+            Exclude = s.Exclude.ToHashSet(StringComparer.Ordinal),
+            RoundTo = t.RoundTo ?? defaults.RoundTo,
+            KeepAtLeast = t.KeepAtLeast ?? defaults.KeepAtLeast,
+            ResidualGroups = !t.NoResidualGroups,
+            Reconstruct = s.Reconstruct,
+            Calibration = data,
+        };
+        var compression = new CompressionOptions { OutputPath = s.Output, Probes = data, Verification = new VerifyOptions { MinCosine = s.MinCosine } };
+        var result = await CompressWithProgress(ctx, "structured pruning", s.Model, [new StructuredPruningPass(options)], compression, ct).ConfigureAwait(false);
+        ctx.Render(DemoCommand.ToDocument(result));
+        await CommonOptions.WriteReportAsync(ctx, s.Report, result, data, null, ct).ConfigureAwait(false);
         return ErrorReporter.Success;
     }
 
@@ -120,23 +183,4 @@ internal static class PruneCommand
                 b.Update($"{p.Stage.ToString().ToLowerInvariant()}: {p.Step}", p.Done, p.Total > 0 ? p.Total : null));
             return ModelCompressor.Compress(model, passes, options, progress, ct);
         }, ct);
-
-    internal static async Task WriteReportAsync(CliContext ctx, string? folder, string fileName, CompressionResult result, CancellationToken ct)
-    {
-        if (folder is null) return;
-        Directory.CreateDirectory(folder);
-        var path = Path.Combine(folder, fileName);
-        await File.WriteAllTextAsync(path, JsonSerializer.Serialize(new
-        {
-            result.InputPath,
-            result.OutputPath,
-            result.BytesBefore,
-            result.BytesAfter,
-            Verification = result.Verification.Summary,
-            result.Layers,
-            Changes = result.Passes.SelectMany(p => p.Changes),
-            Skipped = result.Passes.SelectMany(p => p.Skipped),
-        }, EvalCommand.JsonOptions), ct).ConfigureAwait(false);
-        if (!ctx.Quiet) ctx.Err.WriteLine($"report: {path}");
-    }
 }

@@ -7,6 +7,7 @@ using MLNetCompress.Data;
 using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
+using MLNetCompress.Quantization.Budget;
 using MLNetCompress.Quantization.Dynamic;
 using MLNetCompress.Quantization.Qdq;
 using MLNetCompress.Runtime;
@@ -57,19 +58,40 @@ internal static class QuantizeCommand
             Description = "Dynamic quantization instead, for transformers: MatMul weights int8, activations quantized at run time " +
                           "(ONNX Runtime fuses DynamicQuantizeMatMul). The --calibration data then only serves as probes and timing data.",
         };
+        var reportDir = CommonOptions.Report();
+        // ---- accuracy budget and --exclude-ops (defined in QuantizeBudget.cs) ----
+        var budgetOptions = new QuantizeBudgetOptions();
+        // ---- end accuracy budget ----
+        // ---- --mode dynamic|matmulnbits, --block-size, --symmetric, --accuracy-level, --gptq, --float-embeddings (QuantizeNBits.cs) ----
+        var modeOptions = new QuantizeModeOptions();
+        // ---- end modes ----
+        // ---- --mode storage, --weights (QuantizeStorage.cs) ----
+        var storageOptions = new QuantizeStorageOptions();
+        // ---- end storage ----
         var command = new Command("quantize",
             "Static int8 QDQ quantization (weights and activations, calibrated) so that ONNX Runtime runs QLinearConv / QGemm / " +
             "QLinearMatMul; BatchNormalization folding, Identity removal and an opset upgrade run first. Reports the measured latency " +
             "ratio against the original.")
         {
             model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab, dynamic,
+            reportDir,
         };
+        foreach (var budgetOption in budgetOptions.All) command.Options.Add(budgetOption); // accuracy budget, --exclude-ops
+        foreach (var modeOption in modeOptions.All) command.Options.Add(modeOption); // --mode and the MatMulNBits options
+        foreach (var storageOption in storageOptions.All) command.Options.Add(storageOption); // --weights (QuantizeStorage.cs)
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
+            // ---- --mode storage (QuantizeStorage.cs): its own path, before the other modes are read ----
+            if (storageOptions.Requested(r))
+                return await storageOptions.RunAsync(context(r), r, new QuantizeStorageRun(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!,
+                    r.GetValue(eval), r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab),
+                    r.GetValue(reportDir), r.GetValue(perChannel)), ct).ConfigureAwait(false);
+            // ---- end storage ----
+            var mode = modeOptions.Read(r, r.GetValue(dynamic)); // --mode (QuantizeNBits.cs); --dynamic is --mode dynamic
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!, r.GetValue(method)!,
                 r.GetValue(perChannel), r.GetValue(activations)!, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
-                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), r.GetValue(dynamic));
-            return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
+                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), mode.IsDynamic);
+            return await RunAsync(context(r), settings, r.GetValue(reportDir), budgetOptions.Read(r), mode, ct).ConfigureAwait(false);
         });
         return command;
     }
@@ -88,13 +110,20 @@ internal static class QuantizeCommand
         _ => throw new InputException($"unknown --method '{name}'; expected minmax, percentile, entropy or mse"),
     };
 
-    private static async Task<int> RunAsync(CliContext ctx, Settings s, CancellationToken ct)
+    private static async Task<int> RunAsync(CliContext ctx, Settings s, string? reportDir, QuantizeBudgetSettings budget, QuantizeModeSettings mode, CancellationToken ct)
     {
         ModelFiles.Require(s.Model, "MODEL");
         var range = new RangeMethodOptions { Method = ParseMethod(s.Method), Percentile = s.Percentile ?? 99.99 };
         if (s.Percentile is double p && !(p > 50 && p <= 100))
             throw new InputException($"--percentile takes a value in (50, 100], not {p.ToString(CultureInfo.InvariantCulture)}");
         CommonOptions.CheckMinCosine(s.MinCosine);
+        CommonOptions.CheckReport(reportDir);
+        budget.Check(s.Dynamic, s.Eval is not null);
+        // ---- modes (QuantizeNBits.cs) ----
+        mode.Check(s.Method != "minmax" || s.PerChannel || s.Activations != "u8" || s.Percentile is not null);
+        if (mode.IsMatMulNBits && budget.MaxDrop is not null)
+            throw new InputException("--max-drop applies to static quantization; drop --mode matmulnbits or --max-drop");
+        // ---- end modes ----
 
         // Data specs are checked before anything is computed: a typo fails fast and nothing is written.
         var inputs = ModelFiles.Inputs(s.Model, RuntimeOptions.Default);
@@ -117,9 +146,17 @@ internal static class QuantizeCommand
         if (QuantizedModelDetector.Describe(graph) is { } already)
             throw new InputException($"{already.TrimEnd('.')}; nothing was written");
         var notes = new List<string>();
-        var passes = s.Dynamic
-            ? [new DynamicQuantizationPass(new DynamicQuantizationOptions { ExcludeNodes = options.ExcludeNodes })]
-            : QdqRecipe.Passes(graph.OnnxOpset, options, notes);
+        // ---- accuracy budget (QuantizeBudget.cs): search first, then write its best candidate through the same recipe ----
+        options = options with { Ops = budget.Ops(options.Ops) };
+        BudgetResult? budgetResult = null;
+        if (budget.MaxDrop is not null)
+        {
+            budgetResult = await QuantizeBudgetOptions.SearchAsync(ctx, graph, options, evalFeed, budget, ct).ConfigureAwait(false);
+            options = budgetResult.BestOptions;
+        }
+        // ---- end accuracy budget ----
+        // The dynamic and MatMulNBits passes (QuantizeNBits.cs), else the static QDQ recipe.
+        var passes = mode.Passes(options.ExcludeNodes, calibrationFeed, s.CalibrationRows) ?? QdqRecipe.Passes(graph.OnnxOpset, options, notes);
         var compression = new CompressionOptions
         {
             OutputPath = s.Output,
@@ -141,19 +178,27 @@ internal static class QuantizeCommand
         var o = report.Outputs[0];
         string ratio = report.LatencyRatio.ToString("0.00", CultureInfo.InvariantCulture);
         doc.Fields(
-            ("method", s.Dynamic ? "dynamic: MatMul weights S8 per column, activations U8 quantized at run time" : $"{range.Method}{(range.Method == RangeMethod.Percentile ? " " + range.Percentile.ToString(CultureInfo.InvariantCulture) : "")}, activations {options.Activations}, weights S8 {(s.PerChannel ? "per-channel" : "per-tensor")}"),
+            ("method", mode.Method ?? $"{range.Method}{(range.Method == RangeMethod.Percentile ? " " + range.Percentile.ToString(CultureInfo.InvariantCulture) : "")}, activations {options.Activations}, weights S8 {(s.PerChannel ? "per-channel" : "per-tensor")}"),
             ("latency ratio", $"{ratio}x of the original ({report.CandidateMedianMs.ToString("0.###", CultureInfo.InvariantCulture)} ms vs {report.BaselineMedianMs.ToString("0.###", CultureInfo.InvariantCulture)} ms per batch of {report.BatchSize}, median of {report.LatencySamples} interleaved runs on {report.Data})"),
             ("fidelity", $"cosine {o.MeanCosine.ToString("0.0000", CultureInfo.InvariantCulture)}" +
                          (o.Top1Agreement is double t ? $", top-1 agreement {t.ToString("0.0%", CultureInfo.InvariantCulture)}" : "") +
                          (o.CandidateAccuracy is double ca && o.BaselineAccuracy is double ba
                              ? $", accuracy {ba.ToString("0.0%", CultureInfo.InvariantCulture)} -> {ca.ToString("0.0%", CultureInfo.InvariantCulture)}" : "")));
         var warnings = new List<string>(notes);
+        if (budgetResult is not null) // accuracy budget: the table of tries, and its notes (early stop, budget not met)
+        {
+            QuantizeBudgetOptions.Render(doc, budgetResult);
+            warnings.AddRange(budgetResult.Notes.Where(n => !notes.Contains(n)));
+            if (!budgetResult.BudgetMet && !ctx.Quiet)
+                ctx.Err.WriteLine("warning: no candidate met the accuracy budget; the one with the smallest drop was written.");
+        }
         if (report.LatencyRatio >= 1)
             warnings.Add($"WARNING: the quantized model is NOT faster: it takes {ratio}x the original's time on this machine.");
         doc.Notes("Notes", warnings);
         ctx.Render(doc);
         if (report.LatencyRatio >= 1 && !ctx.Quiet)
             ctx.Err.WriteLine($"warning: the quantized model is not faster than the original ({ratio}x its latency).");
+        await CommonOptions.WriteReportAsync(ctx, reportDir, result, evalFeed, report, ct).ConfigureAwait(false);
         return ErrorReporter.Success;
     }
 }

@@ -2,6 +2,7 @@ using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.NBits;
 
 namespace MLNetCompress.Quantization.Dynamic;
 
@@ -16,7 +17,9 @@ namespace MLNetCompress.Quantization.Dynamic;
 /// An activation read by several rewritten MatMuls (Q, K and V projections) is quantized once.
 /// Needs ai.onnx opset 11 (DynamicQuantizeLinear); MatMuls with a computed B, a weight that is not a
 /// float 2-D initializer, a weight below <see cref="DynamicQuantizationOptions.MinElements"/>, a weight that
-/// is also a graph input or output, or an excluded node name are left alone with a reason.
+/// is also a graph input or output, or an excluded node name are left alone with a reason. With
+/// <see cref="DynamicQuantizationOptions.QuantizeEmbeddings"/>, large constant Gather tables (word embeddings, the
+/// larger half of a small BERT) are stored int8 per row as well.
 /// </remarks>
 public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantizationPlan>
 {
@@ -41,7 +44,7 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
     protected override IEnumerable<LayerChange> LayerChanges(DynamicQuantizationPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        return plan.MatMuls.Select(m => m.ToLayerChange());
+        return plan.MatMuls.Select(m => m.ToLayerChange()).Concat(plan.Embeddings.Select(e => e.ToLayerChange()));
     }
 
     /// <inheritdoc />
@@ -66,7 +69,10 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
                 if (planned is not null) matMuls.Add(planned);
                 else if (reason is not null) skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: {reason}");
             }
-        return new DynamicQuantizationPlan(matMuls, skipped);
+        var embeddings = Options.QuantizeEmbeddings
+            ? EmbeddingQuantization.Plan(graph, EmbeddingScheme.Int8PerRow, Options.MinEmbeddingElements, 0, true, Options.ExcludeNodes, skipped, context.Cancellation)
+            : [];
+        return new DynamicQuantizationPlan(matMuls, skipped, embeddings);
     }
 
     private DynamicMatMul? PlanMatMul(ModelGraph graph, GraphScope scope, NodeProto node, out string? reason)
@@ -132,7 +138,7 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(context);
-        if (plan.MatMuls.Count == 0) return PassResult.Unchanged(Name, plan.Skipped);
+        if (plan.MatMuls.Count == 0 && plan.Embeddings.Count == 0) return PassResult.Unchanged(Name, plan.Skipped);
         var changes = new List<string>(plan.MatMuls.Count);
         // The quantized activation per (graph, value): Q, K and V read the same input and share one quantize.
         var quantizedInputs = new Dictionary<(GraphScope, string), (string Q, string Scale, string ZeroPoint)>();
@@ -147,6 +153,11 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             changes.Add(m.ToString());
         }
         foreach (var (scope, w) in weights) GraphEdits.RemoveIfUnused(scope, w);
+        foreach (var e in plan.Embeddings)
+        {
+            EmbeddingQuantization.Rewrite(graph, e);
+            changes.Add(e.ToString());
+        }
         context.Report(Name, "rewrite", plan.MatMuls.Count, plan.MatMuls.Count);
         return new PassResult(Name, true, changes, plan.Skipped);
     }

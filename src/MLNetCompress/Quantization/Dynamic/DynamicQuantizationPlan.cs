@@ -2,6 +2,7 @@ using System.Globalization;
 using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.NBits;
 
 namespace MLNetCompress.Quantization.Dynamic;
 
@@ -9,11 +10,15 @@ namespace MLNetCompress.Quantization.Dynamic;
 /// quantized) and the ones it leaves, each with the reason.</summary>
 public sealed class DynamicQuantizationPlan
 {
-    internal DynamicQuantizationPlan(IReadOnlyList<DynamicMatMul> matMuls, IReadOnlyList<string> skipped)
+    internal DynamicQuantizationPlan(IReadOnlyList<DynamicMatMul> matMuls, IReadOnlyList<string> skipped, IReadOnlyList<QuantizedEmbedding>? embeddings = null)
     {
         MatMuls = matMuls;
         Skipped = skipped;
+        Embeddings = embeddings ?? [];
     }
+
+    /// <summary>The Gather tables stored int8 per row (with <see cref="DynamicQuantizationOptions.QuantizeEmbeddings"/>).</summary>
+    public IReadOnlyList<QuantizedEmbedding> Embeddings { get; }
 
     /// <summary>The MatMuls to rewrite, in graph order.</summary>
     public IReadOnlyList<DynamicMatMul> MatMuls { get; }

@@ -51,8 +51,13 @@ public sealed record QdqOptions
     /// <summary>The op types to quantize (each needs a handler: see <see cref="QdqHandlerRegistry.OpTypes"/>).</summary>
     public IReadOnlySet<string> Ops { get; init; } = DefaultOps;
 
-    /// <summary>Node names left in float.</summary>
+    /// <summary>Nodes left in float, by name (an unnamed node by its label <c>OpType(outputs)</c>).</summary>
     public IReadOnlySet<string> ExcludeNodes { get; init; } = FrozenSet<string>.Empty;
+
+    /// <summary>Activation statistics collected earlier on the same prepared model (the accuracy-budget search
+    /// calibrates once and quantizes many times). When set, no calibration runs: a value missing here counts as one
+    /// with no float statistics and stays float. Null (the default): calibrate over <see cref="Calibration"/>.</summary>
+    public IReadOnlyDictionary<string, HistogramStatistics>? CalibrationStatistics { get; init; }
 
     /// <summary>Histogram bins per calibrated tensor.</summary>
     public int HistogramBins { get; init; } = HistogramStatistics.DefaultBins;

@@ -70,16 +70,21 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
 
         var scope = graph.Main;
         var skipped = new List<string>();
+        if (SubgraphLayers(graph) is { } nested) skipped.Add(nested);
         var rules = SelectNodes(scope, skipped);
         var values = ActivationValues(scope, rules);
         if (DropConvsWithFloatOutputs(scope, rules, values, skipped)) values = ActivationValues(scope, rules);
         if (rules.Count == 0)
             return LastPlan = new QdqPlan(null, [], rules, [], [], [], skipped);
 
-        context.Report(Name, "calibrate", 0, 1);
-        var stats = ActivationRanges.Collect(graph, values.ToList(), Options.Calibration, Options.CalibrationSettings,
-            Options.HistogramBins, context.Cancellation);
-        context.Report(Name, "calibrate", 1, 1);
+        var stats = Options.CalibrationStatistics;
+        if (stats is null)
+        {
+            context.Report(Name, "calibrate", 0, 1);
+            stats = ActivationRanges.Collect(graph, values.ToList(), Options.Calibration, Options.CalibrationSettings,
+                Options.HistogramBins, context.Cancellation);
+            context.Report(Name, "calibrate", 1, 1);
+        }
         var activations = ChooseRanges(scope, rules, values, stats, skipped);
 
         // A compute node whose activation input got no float statistics (an integer input) stays float.
@@ -123,6 +128,24 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         return LastPlan = new QdqPlan(null, ordered, rules, acts, weights.Values.ToList(), biases, skipped);
     }
 
+    /// <summary>
+    /// One line naming the weighted layers inside If/Loop/Scan bodies, or null when there are none. Calibration can only
+    /// expose main-graph values as outputs, so a body's activations have no ranges: its layers stay float, and the report
+    /// says so rather than passing over them silently.
+    /// </summary>
+    private string? SubgraphLayers(ModelGraph graph)
+    {
+        var nested = graph.Scopes.Where(s => s.Parent is not null)
+            .SelectMany(s => s.Nodes.Where(n => n.Domain is "" or "ai.onnx" && Options.Ops.Contains(n.OpType)
+                                                && n.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul")
+                .Select(n => $"{n.OpType} '{GraphScope.NodeLabel(n)}' in {s.Path}"))
+            .ToList();
+        if (nested.Count == 0) return null;
+        const int shown = 5;
+        return $"{nested.Count} layer{(nested.Count == 1 ? "" : "s")} inside If/Loop/Scan bodies left in float (static QDQ quantizes the main graph only): " +
+               string.Join("; ", nested.Take(shown)) + (nested.Count > shown ? $"; and {nested.Count - shown} more" : "") + ".";
+    }
+
     /// <summary>The nodes to quantize: those with a handler that accepts them, pass-through ops only where they touch
     /// another quantized node (an isolated Add in int8 only adds conversions).</summary>
     private Dictionary<NodeProto, QdqNodeRule> SelectNodes(GraphScope scope, List<string> skipped)
@@ -131,7 +154,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         foreach (var node in scope.Nodes)
         {
             if (node.Domain is not ("" or "ai.onnx") || !Options.Ops.Contains(node.OpType)) continue;
-            if (Options.ExcludeNodes.Contains(node.Name))
+            if (Options.ExcludeNodes.Contains(node.Name) || Options.ExcludeNodes.Contains(GraphScope.NodeLabel(node)))
             {
                 skipped.Add($"{GraphScope.NodeLabel(node)}: excluded by name.");
                 continue;
@@ -178,12 +201,23 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             if (!rule.QuantizeOutput || node.OpType == "Relu") continue;
             string y = node.Output[0];
             var readers = scope.Consumers(y);
-            if (readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && !scope.IsGraphOutput(y))
+            if (readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && !scope.IsGraphOutput(y)
+                && !scope.Consumers(readers[0].Output[0]).Any(r => IsFloatLayer(r, rules)))
                 values.Remove(y);
         }
         values.RemoveWhere(scope.IsGraphOutput);
         return values;
     }
+
+    /// <summary>
+    /// A Conv, ConvTranspose, Gemm or MatMul left in float. Such a node reads float values, never a DequantizeLinear:
+    /// ONNX Runtime (1.31, ORT_ENABLE_ALL) quantizes the float weight of a node that a DequantizeLinear feeds and a
+    /// QuantizeLinear follows by itself, per tensor, so a layer excluded for its accuracy would be quantized anyway.
+    /// When its input is a quantized Relu's output, the pair stays in front of the Relu (not after it), so the layer
+    /// before still ends in a QuantizeLinear and fuses.
+    /// </summary>
+    private static bool IsFloatLayer(NodeProto node, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules) =>
+        !rules.ContainsKey(node) && node.Domain is "" or "ai.onnx" && node.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul";
 
     /// <summary>
     /// Leaves in float the Conv and ConvTranspose nodes whose output (or the output of the Relu after them) gets no
@@ -296,7 +330,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         foreach (var a in plan.Activations)
         {
             context.Cancellation.ThrowIfCancellationRequested();
-            AddActivationPair(graph, scope, a);
+            AddActivationPair(graph, scope, a, plan.Rules);
         }
         changes.Add($"{plan.NodeList.Count} nodes quantized ({string.Join(", ", plan.NodeList.GroupBy(n => n.OpType).Select(g => $"{g.Count()} {g.Key}"))}), " +
                     $"{plan.Activations.Count} activations with {Options.Activations} QuantizeLinear/DequantizeLinear pairs ({Options.Range.Method}).");
@@ -340,10 +374,11 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     }
 
     /// <summary>Inserts value → QuantizeLinear → DequantizeLinear and makes every reader of the value read the
-    /// dequantized one (a float reader left on the original would keep the producer from fusing).</summary>
-    private void AddActivationPair(ModelGraph graph, GraphScope scope, QdqActivation a)
+    /// dequantized one (a float reader left on the original would keep the producer from fusing) — except a layer left
+    /// in float, which keeps reading the float value (see <see cref="IsFloatLayer"/>).</summary>
+    private void AddActivationPair(ModelGraph graph, GraphScope scope, QdqActivation a, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules)
     {
-        var readers = scope.Consumers(a.Value).ToList();
+        var readers = scope.Consumers(a.Value).Where(r => !IsFloatLayer(r, rules)).ToList();
         if (readers.Count == 0) return;
         var scale = TensorData.FromFloats(graph.UniqueName(a.Value + "_scale"), [], [a.Scale]);
         var zp = Options.Activations == QdqActivationType.U8

@@ -1,0 +1,144 @@
+using MLNetCompress.Calibration;
+using MLNetCompress.Clustering;
+using MLNetCompress.LowRank;
+using MLNetCompress.Pruning;
+using MLNetCompress.Quantization.Qdq;
+using MLNetCompress.Recipes;
+using MLNetCompress.Recipes.Steps;
+using MLNetCompress.Testing;
+
+namespace MLNetCompress.Tests.Recipes;
+
+public class RecipeJsonTests
+{
+    private const string Everything = """
+        {
+          // every step, with some non-default values
+          "name": "all", "description": "every step", "minCosine": 0.97,
+          "steps": [
+            { "step": "prepare", "opset": 13 },
+            { "step": "quantize-static", "perChannel": false, "activations": "s8", "range": { "method": "percentile", "percentile": 99.9 },
+              "excludeNodes": ["b", "a"], "calibrationSettings": { "maxRows": 32, "batchSize": 4 } },
+            { "step": "quantize-dynamic", "minElements": 2048 },
+            { "step": "prune", "sparsity": 0.5, "global": true, "pattern": "2:4", "layerSparsity": { "w1": 0.25 } },
+            { "step": "reconstruct", "damping": 0.05 },
+            { "step": "cluster", "clusters": 8, "init": "density", "seed": 3 },
+            { "step": "lowrank", "targetParams": 0.5, "conv": "tucker", "dataAware": true },
+            { "step": "sparse-storage", "maxSizeRatio": 0.8 },
+            { "step": "int8-storage", "perChannel": false, "ops": ["Gemm", "MatMul"] },
+          ]
+        }
+        """;
+
+    [Fact]
+    public void EveryStep_ReadsIntoItsOptionsRecord_AndRoundTrips()
+    {
+        var recipe = Recipe.Parse(Everything);
+        Assert.Equal(RecipeSteps.Names, recipe.Steps.Select(s => s.Name));
+        Assert.Equal(0.97, recipe.MinCosine);
+        Assert.Equal(13, ((PrepareStep)recipe.Steps[0]).Opset);
+        var qdq = ((QuantizeStaticStep)recipe.Steps[1]).Options;
+        Assert.False(qdq.PerChannel);
+        Assert.Equal(QdqActivationType.S8, qdq.Activations);
+        Assert.Equal(RangeMethod.Percentile, qdq.Range.Method);
+        Assert.Equal(99.9, qdq.Range.Percentile);
+        Assert.True(qdq.ExcludeNodes.SetEquals(["a", "b"]));
+        Assert.Equal(32, qdq.CalibrationSettings.MaxRows);
+        Assert.Equal(4, qdq.CalibrationSettings.BatchSize);
+        var prune = ((PruneStep)recipe.Steps[3]).Options;
+        Assert.Equal(new NMPattern(2, 4), prune.Pattern);
+        Assert.True(prune.Global);
+        Assert.Equal(0.25, prune.LayerSparsity["w1"]);
+        Assert.Equal(0.05, ((ReconstructStep)recipe.Steps[4]).Options.Damping);
+        var cluster = ((ClusterStep)recipe.Steps[5]).Options;
+        Assert.Equal((8, KMeansInit.Density, 3), (cluster.Clusters, cluster.Init, cluster.Seed));
+        var lowRank = (LowRankStep)recipe.Steps[6];
+        Assert.True(lowRank.DataAware);
+        Assert.Equal((0.5, ConvFactorization.Tucker), (lowRank.Options.TargetParams, lowRank.Options.Conv));
+        Assert.Equal(0.8, ((SparseStorageStep)recipe.Steps[7]).Options.MaxSizeRatio);
+        Assert.True(((Int8StorageStep)recipe.Steps[8]).Options.Ops.SetEquals(["Gemm", "MatMul"]));
+        Assert.True(recipe.NeedsCalibration);
+
+        // Written and read back: the same JSON again, and defaults are not written.
+        var json = recipe.ToJson();
+        Assert.Equal(json, Recipe.Parse(json).ToJson());
+        Assert.Contains("\"step\": \"cluster\"", json, StringComparison.Ordinal);
+        Assert.DoesNotContain("maxIterations", json, StringComparison.Ordinal);
+        Assert.DoesNotContain("calibration\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"pattern\": \"2:4\"", json, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OptionsBuiltInCode_WriteTheFieldsThatDifferFromTheDefaults()
+    {
+        var recipe = new Recipe
+        {
+            Name = "code",
+            Steps = [new ClusterStep { Options = new KMeansClusteringOptions { Clusters = 32 } }, new SparseStorageStep()],
+        };
+        var json = recipe.ToJson();
+        var back = Recipe.Parse(json);
+        Assert.Equal(32, ((ClusterStep)back.Steps[0]).Options.Clusters);
+        Assert.Equal("""{"name":"code","steps":[{"step":"cluster","clusters":32},{"step":"sparse-storage"}]}""",
+            System.Text.Json.Nodes.JsonNode.Parse(json)!.ToJsonString());
+        Assert.False(back.NeedsCalibration);
+    }
+
+    [Theory]
+    [InlineData("""{"steps":[{"step":"prepare"},{"step":"clustr"}]}""", "recipe steps[1] (\"clustr\"): unknown step \"clustr\"; use one of prepare, quantize-static")]
+    [InlineData("""{"steps":[{"clusters":4}]}""", "recipe steps[0]: the step has no \"step\" field naming it; add \"step\"")]
+    [InlineData("""{"steps":[{"step":"cluster","clustrs":4}]}""", "recipe steps[0] (\"cluster\"): unknown field \"clustrs\"; fields of cluster: clusters,")]
+    [InlineData("""{"steps":[{"step":"cluster","clusters":"many"}]}""", "recipe steps[0] (\"cluster\"): field \"clusters\" has the wrong type or value")]
+    [InlineData("""{"steps":[{"step":"cluster","clusters":1000}]}""", "recipe steps[0] (\"cluster\"): Clusters is 1000; it must be in [2, 256] (field \"clusters\"); fix that value in this step")]
+    [InlineData("""{"steps":[{"step":"prune","sparsity":1.5}]}""", "recipe steps[0] (\"prune\"): Sparsity is 1.5; it must be in [0, 1) (field \"sparsity\")")]
+    [InlineData("""{"steps":[{"step":"prune","pattern":"4:2"}]}""", "recipe steps[0] (\"prune\"): field \"pattern\" has the wrong type or value")]
+    [InlineData("""{"steps":[{"step":"quantize-static","activations":"u4"}]}""", "recipe steps[0] (\"quantize-static\"): field \"activations\" has the wrong type or value")]
+    [InlineData("""{"steps":[{"step":"reconstruct"}]}""", "recipe steps[0] (\"reconstruct\"): reconstruct re-fits the weights a prune step zeroes; put it right after")]
+    [InlineData("""{"steps":[{"step":"lowrank"}]}""", "recipe steps[0] (\"lowrank\"): set exactly one of Energy, RankRatio, TargetParams and Vbmf (0 are set)")]
+    [InlineData("""{"steps":[{"step":"sparse-storage","foo":1}]}""", "recipe steps[0] (\"sparse-storage\"): unknown field \"foo\"; fields of sparse-storage: exclude, maxSizeRatio, minElements")]
+    [InlineData("""{"steps":[]}""", "the recipe has no steps")]
+    [InlineData("""{"step":[{"step":"prepare"}]}""", "unknown recipe field \"step\"")]
+    [InlineData("""{"steps":[{"step":"prepare"}""", "the recipe is not valid JSON")]
+    [InlineData("""{"minCosine":2,"steps":[{"step":"prepare"}]}""", "recipe field \"minCosine\" must be a number in [-1, 1], not 2")]
+    public void BadRecipes_FailWithOneLineNamingTheStepFieldAndFix(string json, string expected)
+    {
+        var e = Assert.Throws<RecipeException>(() => Recipe.Parse(json));
+        Assert.StartsWith(expected, e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void AStepThatNeedsData_WithoutData_SaysSoBeforeAnythingRuns()
+    {
+        var recipe = Recipe.Parse("""{"steps":[{"step":"prepare"},{"step":"quantize-static"}]}""");
+        Assert.True(recipe.NeedsCalibration);
+        var e = Assert.Throws<RecipeException>(() => recipe.Passes(13));
+        Assert.StartsWith("recipe steps[1] (\"quantize-static\"): this step needs calibration data; pass --calibration SPEC", e.Message, StringComparison.Ordinal);
+        Assert.Equal(1, e.StepIndex);
+    }
+
+    [Fact]
+    public void PruneThenReconstruct_RunAsOneReconstructionPass()
+    {
+        var recipe = Recipe.Parse("""{"steps":[{"step":"prune","sparsity":0.3},{"step":"reconstruct"},{"step":"prune","sparsity":0.2}]}""");
+        var feed = new MLNetCompress.Data.RandomFeed([new("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, [-1, 4])]);
+        var passes = recipe.Passes(13, feed);
+        Assert.Collection(passes,
+            p => Assert.Equal(0.3, Assert.IsType<ReconstructionPass>(p).Options.Pruning.Sparsity),
+            p => Assert.Equal(0.2, Assert.IsType<MagnitudePruningPass>(p).Options.Sparsity));
+    }
+
+    [Fact]
+    public void ShippedRecipes_AllParse()
+    {
+        var dir = Path.Combine(RealModels.SamplesDir, "recipes");
+        var files = Directory.GetFiles(dir, "*.json");
+        Assert.Contains(files, f => f.EndsWith("int8-speed.json", StringComparison.Ordinal));
+        foreach (var file in files)
+        {
+            var recipe = Recipe.Load(file);
+            Assert.Equal(Path.GetFileNameWithoutExtension(file), recipe.Name);
+            Assert.NotEmpty(recipe.Steps);
+        }
+    }
+}
