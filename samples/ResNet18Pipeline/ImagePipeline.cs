@@ -46,10 +46,13 @@ public static class ImagePipeline
     public static IEstimator<ITransformer> Featurizer(MLContext ml, string imageFolder, IEstimator<OnnxTransformer> resnet) =>
         Preprocess(ml, imageFolder).Append(resnet).Append(ml.Transforms.CopyColumns(Features, ResNetOutput));
 
-    /// <summary>Featurizer, then a multiclass classifier (SDCA maximum entropy) on the 512 features.</summary>
-    public static IEstimator<ITransformer> Classifier(MLContext ml, string imageFolder, IEstimator<OnnxTransformer> resnet) =>
-        Featurizer(ml, imageFolder, resnet)
-            .Append(ml.Transforms.Conversion.MapValueToKey("LabelKey", nameof(ImageRow.Label)))
-            .AppendCacheCheckpoint(ml)
+    /// <summary>The multiclass classifier on the 512 features: class names to keys, then SDCA maximum entropy.</summary>
+    public static IEstimator<ITransformer> Trainer(MLContext ml) =>
+        ml.Transforms.Conversion.MapValueToKey("LabelKey", nameof(ImageRow.Label))
             .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy("LabelKey", Features));
+
+    /// <summary>Featurizer, then <see cref="Trainer"/>; the features are cached so that the trainer's passes over the
+    /// data do not run ResNet18 again.</summary>
+    public static IEstimator<ITransformer> Classifier(MLContext ml, string imageFolder, IEstimator<OnnxTransformer> resnet) =>
+        Featurizer(ml, imageFolder, resnet).AppendCacheCheckpoint(ml).Append(Trainer(ml));
 }

@@ -11,12 +11,12 @@ public class PruneStructuredCommandTests
         ModelProto.Parser.ParseFrom(File.ReadAllBytes(model)).Graph.Initializer.ToDictionary(t => t.Name, t => t.Dims.ToArray());
 
     [Fact]
-    public async Task Structured_HalfTheCnnChannels_WithActivationAndReconstruction_WritesASmallerVerifiedModel()
+    public async Task Structured_HalfTheCnnChannels_ChosenAndRefittedByReconstruction_WritesASmallerVerifiedModel()
     {
         var dir = RealModels.TempDir("prune-structured-cli");
         var output = Path.Combine(dir, "cnn.s50.onnx");
         var run = await CliRunner.Run("prune", RealModels.CnnSample, "-o", output, "--structured", "--channels", "0.5",
-            "--criterion", "activation", "--reconstruct", "--calibration", Train, "--min-cosine", "0.5", "--report", dir, "-q");
+            "--criterion", "reconstruction", "--reconstruct", "--calibration", Train, "--min-cosine", "0.9", "--report", dir, "-q");
         Assert.True(run.ExitCode == 0, run.Err);
 
         var shapes = Shapes(output);
@@ -50,6 +50,7 @@ public class PruneStructuredCommandTests
     [InlineData(1, "--structured", "--channels", "0.3", "--criterion", "activation")] // activation without data
     [InlineData(1, "--structured", "--channels", "0.3", "--reconstruct")]      // reconstruction without data
     [InlineData(1, "--structured", "--channels", "0.3", "--criterion", "l2")]
+    [InlineData(1, "--structured", "--channels", "0.3", "--criterion", "reconstruction")]   // needs --reconstruct
     [InlineData(2, "--structured", "--channels", "1.5")]                       // out of range: a parse error
     [InlineData(2, "--structured", "--channels", "0.3", "--round-to", "0")]
     public async Task Structured_BadOptions_FailCleanly_AndWriteNothing(int exitCode, params string[] options)

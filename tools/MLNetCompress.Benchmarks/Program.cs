@@ -16,12 +16,14 @@ if (args.Length > 0 && args[0] == "micro")
 }
 if (args.Length > 0 && args[0] == "board")
     return BenchmarkBoard.Run(args[1..]);
+if (args.Length > 0 && args[0] == "students") return MLNetCompress.Benchmarks.Distillation.StudentBoard.Run(args[1..]);
 if (args.Length > 0 && args[0] == "io")
     return ModelIoMeasure.Run(args[1..]);
 if (args.Length > 0 && args[0] == "soft-labels") return MLNetCompress.Benchmarks.Distillation.SoftLabelThroughput.Run(args[1..]);
 if (args.Length > 0 && args[0] == "storage") return MLNetCompress.Benchmarks.Quantization.StorageMeasure.Run(args[1..]);
 if (args.Length > 0 && args[0] == "structured")
     return MLNetCompress.Benchmarks.Pruning.StructuredMeasure.Run(args[1..]);
+if (args.Length > 0 && args[0] == "kmeans") return MLNetCompress.Benchmarks.Clustering.KMeansMeasure.Run(args[1..]);
 if (args.Length > 0 && args[0] == "nbits")
     return MLNetCompress.Benchmarks.Quantization.NBitsMeasure.Run(args[1..]);
 

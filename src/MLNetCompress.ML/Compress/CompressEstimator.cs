@@ -3,6 +3,7 @@ using Microsoft.ML.Transforms.Onnx;
 using MLNetCompress.Compression;
 using MLNetCompress.ML.Data;
 using MLNetCompress.Recipes;
+using MLNetCompress.Reporting;
 using MLNetCompress.Runtime;
 
 namespace MLNetCompress.ML.Compress;
@@ -21,6 +22,7 @@ public sealed class CompressEstimator : IEstimator<OnnxTransformer>
 
     private readonly TransformsCatalog _catalog;
     private OnnxScoringEstimator? _original;
+    private CompressionReport? _report;
 
     internal CompressEstimator(TransformsCatalog catalog, CompressEstimatorOptions options)
     {
@@ -49,6 +51,13 @@ public sealed class CompressEstimator : IEstimator<OnnxTransformer>
     /// figures; null before.</summary>
     public CompressionResult? Result { get; private set; }
 
+    /// <summary>The report of the last <see cref="Fit"/> (per-layer bytes, sparsity, clusters, error, weight histograms,
+    /// the verifier's figures), built on first use from the original and the compressed model; null before Fit.
+    /// It is the same report the CLI writes with <c>--report</c>.</summary>
+    public CompressionReport? Report => _report ??= Result is null || CompressedModel is null
+        ? null
+        : CompressionReport.Build(Options.ModelBytes ?? File.ReadAllBytes(Options.ModelFile!), CompressedModel, Result);
+
     /// <summary>Checks the input columns as <c>ApplyOnnxModel</c> does and gives the output columns.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An input column is missing or has the wrong type (the message names the column and both types).</exception>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => Original().GetOutputSchema(inputSchema);
@@ -63,6 +72,7 @@ public sealed class CompressEstimator : IEstimator<OnnxTransformer>
         ArgumentNullException.ThrowIfNull(input);
         // ML.NET's estimator over the original model is trivial: its Fit only checks the schema, as ApplyOnnxModel's would.
         Original().Fit(input);
+        (Result, CompressedModel, _report) = (null, null, null);
         var runtime = new RuntimeOptions(GpuDeviceId: Options.GpuDeviceId, FallbackToCpu: Options.FallbackToCpu);
 
         byte[] original = Options.ModelBytes ?? File.ReadAllBytes(Options.ModelFile!);

@@ -11,7 +11,11 @@ public sealed class RunningCovariance
 {
     private readonly double[] sum;
     private readonly double[] products; // upper triangle filled while adding; mirrored on read
-    private readonly double[] scratch;
+    // Vectors wait here and are added to the products a block at a time: a rank-1 update streams the whole
+    // dim² matrix through memory per vector, a rank-k update keeps each row in cache for k vectors.
+    private readonly double[] pending;
+    private readonly int blockRows;
+    private int pendingCount;
 
     /// <summary>Creates empty statistics for vectors of length <paramref name="dim"/>.</summary>
     public RunningCovariance(int dim)
@@ -20,7 +24,9 @@ public sealed class RunningCovariance
         Dim = dim;
         sum = new double[dim];
         products = new double[(long)dim * dim > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(dim), "too large a covariance") : dim * dim];
-        scratch = new double[dim];
+        // About 256 KiB of pending vectors, at least 1 and at most 64.
+        blockRows = Math.Clamp(32768 / dim, 1, 64);
+        pending = new double[blockRows * dim];
     }
 
     /// <summary>Vector length.</summary>
@@ -33,17 +39,27 @@ public sealed class RunningCovariance
     public void Add(ReadOnlySpan<float> x)
     {
         if (x.Length != Dim) throw new ArgumentException($"vector of length {x.Length}, statistics of length {Dim}", nameof(x));
-        TensorPrimitives.ConvertChecked<float, double>(x, scratch);
-        TensorPrimitives.Add(sum, scratch, sum);
-        // Rank-1 update of the upper triangle: row a gets x[a]·x[a..].
+        var slot = pending.AsSpan(pendingCount * Dim, Dim);
+        TensorPrimitives.ConvertChecked<float, double>(x, slot);
+        TensorPrimitives.Add(sum, slot, sum);
+        Count++;
+        if (++pendingCount == blockRows) Flush();
+    }
+
+    /// <summary>Adds the pending vectors to the upper triangle: row a gets Σₖ xₖ[a]·xₖ[a..].</summary>
+    private void Flush()
+    {
         for (int a = 0; a < Dim; a++)
         {
-            double xa = scratch[a];
-            if (xa == 0) continue;
             var row = products.AsSpan(a * Dim + a, Dim - a);
-            TensorPrimitives.MultiplyAdd(scratch.AsSpan(a), xa, row, row);
+            for (int k = 0; k < pendingCount; k++)
+            {
+                double xa = pending[k * Dim + a];
+                if (xa == 0) continue;
+                TensorPrimitives.MultiplyAdd(pending.AsSpan(k * Dim + a, Dim - a), xa, row, row);
+            }
         }
-        Count++;
+        pendingCount = 0;
     }
 
     /// <summary>Adds the vectors of a tensor along <paramref name="featureAxis"/> (e.g. channel axis 1 of NCHW, or
@@ -75,6 +91,7 @@ public sealed class RunningCovariance
     /// <summary>E[x·xᵀ], row-major <c>Dim×Dim</c>.</summary>
     public double[] SecondMoment()
     {
+        if (pendingCount > 0) Flush();
         var s = new double[Dim * Dim];
         if (Count == 0) return s;
         double inv = 1.0 / Count;

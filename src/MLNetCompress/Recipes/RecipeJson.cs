@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using MLNetCompress.Calibration;
-using MLNetCompress.Data;
 using MLNetCompress.LowRank;
 using MLNetCompress.Pruning;
 using MLNetCompress.Quantization.Qdq;
@@ -72,9 +71,7 @@ public static class RecipeJson
             var p = info.Properties[i];
             var member = p.AttributeProvider as MemberInfo;
             bool runnerFilled = filled is not null && member is not null && filled.Contains(member.Name);
-            bool notData = typeof(IDataFeed).IsAssignableFrom(p.PropertyType) || typeof(Delegate).IsAssignableFrom(p.PropertyType)
-                           || p.PropertyType == typeof(RuntimeOptions);
-            if (p.Set is null || runnerFilled || notData) info.Properties.RemoveAt(i);
+            if (p.Set is null || runnerFilled || !IsRecipeData(p.PropertyType)) info.Properties.RemoveAt(i);
         }
         if (DefaultInstance(info.Type) is not { } defaults) return;
         foreach (var p in info.Properties)
@@ -84,6 +81,28 @@ public static class RecipeJson
             object? fallback = getter(defaults);
             p.ShouldSerialize = (_, value) => !SameValue(value, fallback);
         }
+    }
+
+    /// <summary>
+    /// True for the member types a recipe holds: numbers, strings, enums, N:M patterns, sets of names, dictionaries of
+    /// numbers by name, and nested options records (<c>*Options</c>). Anything else — data feeds, runtimes, callbacks,
+    /// precomputed statistics — is the runner's business and is left out of the JSON (it keeps its default).
+    /// </summary>
+    private static bool IsRecipeData(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(NMPattern)) return true;
+        if (type == typeof(RuntimeOptions)) return false;
+        if (type.IsGenericType)
+        {
+            var definition = type.GetGenericTypeDefinition();
+            var args = type.GetGenericArguments();
+            if (definition == typeof(IReadOnlySet<>)) return args[0] == typeof(string);
+            if (definition == typeof(IReadOnlyDictionary<,>) || definition == typeof(IDictionary<,>) || definition == typeof(Dictionary<,>))
+                return args[0] == typeof(string) && (args[1].IsPrimitive || args[1] == typeof(string));
+            return false;
+        }
+        return type.IsClass && type.Name.EndsWith("Options", StringComparison.Ordinal) && type.Namespace?.StartsWith("MLNetCompress", StringComparison.Ordinal) == true;
     }
 
     private static bool SameValue(object? a, object? b)

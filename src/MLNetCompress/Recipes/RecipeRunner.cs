@@ -61,7 +61,7 @@ public static class RecipeRunner
             throw new CompressionException(CompressionStage.Load, $"cannot read {what}: {e.Message.Split('\n')[0].TrimEnd('.')}", e);
         }
         // Preparation would fold an already-quantized model's weight DequantizeLinear nodes back to float: refuse first.
-        if (recipe.Steps.Any(s => s is QuantizeStaticStep or QuantizeDynamicStep) && QuantizedModelDetector.Describe(graph) is { } already)
+        if (recipe.Steps.Any(s => s is QuantizeStaticStep or QuantizeDynamicStep or MatMulNBitsStep) && QuantizedModelDetector.Describe(graph) is { } already)
             throw new CompressionException(CompressionStage.Load, $"{already.TrimEnd('.')}; nothing was written.");
         var notes = new List<string>();
         var passes = recipe.Passes(graph.OnnxOpset, options.Calibration, options.Runtime, notes);

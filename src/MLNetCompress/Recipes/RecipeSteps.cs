@@ -10,6 +10,7 @@ public static class RecipeSteps
         ("prepare", typeof(PrepareStep)),
         ("quantize-static", typeof(QuantizeStaticStep)),
         ("quantize-dynamic", typeof(QuantizeDynamicStep)),
+        ("matmul-nbits", typeof(MatMulNBitsStep)),
         ("prune", typeof(PruneStep)),
         ("reconstruct", typeof(ReconstructStep)),
         ("cluster", typeof(ClusterStep)),

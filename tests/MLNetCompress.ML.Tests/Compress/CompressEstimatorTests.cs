@@ -36,6 +36,9 @@ public class CompressEstimatorTests(ITestOutputHelper output)
         Assert.True(estimator.CompressedModel!.Length * 3 < new FileInfo(RealModels.CnnSample).Length);
         Assert.Equal(estimator.Result!.BytesAfter, estimator.CompressedModel.Length);
         Assert.Contains(progress, p => p.StartsWith("qdq-quantization", StringComparison.Ordinal));
+        var report = estimator.Report!;
+        Assert.Equal(estimator.Result.BytesAfter, report.BytesAfter);
+        Assert.NotEmpty(report.Layers);
 
         // Independent reference: ML.NET's own ApplyOnnxModel over the original file, on rows calibration never saw.
         var original = ml.Transforms.ApplyOnnxModel(["logits"], ["input"], RealModels.CnnSample).Fit(test);

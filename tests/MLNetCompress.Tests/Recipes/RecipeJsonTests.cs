@@ -2,6 +2,7 @@ using MLNetCompress.Calibration;
 using MLNetCompress.Clustering;
 using MLNetCompress.LowRank;
 using MLNetCompress.Pruning;
+using MLNetCompress.Quantization.NBits;
 using MLNetCompress.Quantization.Qdq;
 using MLNetCompress.Recipes;
 using MLNetCompress.Recipes.Steps;
@@ -20,6 +21,7 @@ public class RecipeJsonTests
             { "step": "quantize-static", "perChannel": false, "activations": "s8", "range": { "method": "percentile", "percentile": 99.9 },
               "excludeNodes": ["b", "a"], "calibrationSettings": { "maxRows": 32, "batchSize": 4 } },
             { "step": "quantize-dynamic", "minElements": 2048 },
+            { "step": "matmul-nbits", "bits": 8, "blockSize": 64, "algorithm": "gptq" },
             { "step": "prune", "sparsity": 0.5, "global": true, "pattern": "2:4", "layerSparsity": { "w1": 0.25 } },
             { "step": "reconstruct", "damping": 0.05 },
             { "step": "cluster", "clusters": 8, "init": "density", "seed": 3 },
@@ -45,18 +47,20 @@ public class RecipeJsonTests
         Assert.True(qdq.ExcludeNodes.SetEquals(["a", "b"]));
         Assert.Equal(32, qdq.CalibrationSettings.MaxRows);
         Assert.Equal(4, qdq.CalibrationSettings.BatchSize);
-        var prune = ((PruneStep)recipe.Steps[3]).Options;
+        var nbits = ((MatMulNBitsStep)recipe.Steps[3]).Options;
+        Assert.Equal((8, 64, NBitsAlgorithm.Gptq), (nbits.Bits, nbits.BlockSize, nbits.Algorithm));
+        var prune = ((PruneStep)recipe.Steps[4]).Options;
         Assert.Equal(new NMPattern(2, 4), prune.Pattern);
         Assert.True(prune.Global);
         Assert.Equal(0.25, prune.LayerSparsity["w1"]);
-        Assert.Equal(0.05, ((ReconstructStep)recipe.Steps[4]).Options.Damping);
-        var cluster = ((ClusterStep)recipe.Steps[5]).Options;
+        Assert.Equal(0.05, ((ReconstructStep)recipe.Steps[5]).Options.Damping);
+        var cluster = ((ClusterStep)recipe.Steps[6]).Options;
         Assert.Equal((8, KMeansInit.Density, 3), (cluster.Clusters, cluster.Init, cluster.Seed));
-        var lowRank = (LowRankStep)recipe.Steps[6];
+        var lowRank = (LowRankStep)recipe.Steps[7];
         Assert.True(lowRank.DataAware);
         Assert.Equal((0.5, ConvFactorization.Tucker), (lowRank.Options.TargetParams, lowRank.Options.Conv));
-        Assert.Equal(0.8, ((SparseStorageStep)recipe.Steps[7]).Options.MaxSizeRatio);
-        Assert.True(((Int8StorageStep)recipe.Steps[8]).Options.Ops.SetEquals(["Gemm", "MatMul"]));
+        Assert.Equal(0.8, ((SparseStorageStep)recipe.Steps[8]).Options.MaxSizeRatio);
+        Assert.True(((Int8StorageStep)recipe.Steps[9]).Options.Ops.SetEquals(["Gemm", "MatMul"]));
         Assert.True(recipe.NeedsCalibration);
 
         // Written and read back: the same JSON again, and defaults are not written.

@@ -142,6 +142,30 @@ public class CompressionReportTests
     }
 
     [Fact]
+    public void Qdq_WeightsAreReadThroughTheirDequantizeLinear_ErrorMatchesWhatThePassMeasured()
+    {
+        var original = TwoLayerModel();
+        var feed = new MLNetCompress.Data.RandomFeed([new MLNetCompress.Data.ModelInputInfo("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, [-1, 64])], rows: 32);
+        var (result, output) = Compress(original, "qdq", new MLNetCompress.Quantization.Qdq.QdqQuantizationPass(
+            new MLNetCompress.Quantization.Qdq.QdqOptions { Calibration = feed }));
+
+        var report = CompressionReport.Build(original, output, result);
+
+        // The readers now read DequantizeLinear outputs: the weights' old names are gone from the file.
+        var initializers = ModelProto.Parser.ParseFrom(output).Graph.Initializer.Select(t => t.Name).ToHashSet();
+        Assert.Equal(2, report.Layers.Count);
+        foreach (var layer in report.Layers)
+        {
+            Assert.DoesNotContain(layer.Weight, initializers);
+            var change = result.Layers.Single(c => c.Weight == layer.Weight);
+            Assert.Equal(8, layer.Bits);
+            Assert.Equal("weights", layer.ErrorSource);
+            Assert.Equal(change.MaxAbsError, layer.MaxAbsError, 1e-6 * Math.Max(1, change.MaxAbsError));
+            Assert.Equal(layer.Params, layer.Histogram!.After!.Sum());
+        }
+    }
+
+    [Fact]
     public void LowRank_ReportsRanksAndFactorParameters_AndSaysWhyThereIsNoHistogramAfter()
     {
         // W1 = A·B of rank 8, so a rank-16 split keeps it (a random matrix has no good low-rank approximation).

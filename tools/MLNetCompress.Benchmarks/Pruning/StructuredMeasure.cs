@@ -31,7 +31,7 @@ public static class StructuredMeasure
     /// <summary>Entry point: <c>structured [resnet18] [cnn] [--n SAMPLES]</c> (both models by default).</summary>
     public static int Run(string[] args)
     {
-        var which = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);
+        var which = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || args[i - 1] != "--n")).ToHashSet(StringComparer.Ordinal);
         int n = args.SkipWhile(a => a != "--n").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(60);
         var work = Path.Combine(Path.GetTempPath(), "mlnetcompress-structured-" + Environment.ProcessId);
         Directory.CreateDirectory(work);
@@ -65,9 +65,11 @@ public static class StructuredMeasure
             ("30% L1", new() { Fraction = 0.3, RoundTo = 8 }),
             ("30% activation + reconstruct", new() { Fraction = 0.3, RoundTo = 8, Criterion = ChannelCriterion.Activation, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
             ("30% OBS (reconstruction criterion) + reconstruct", new() { Fraction = 0.3, RoundTo = 8, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
+            ("30% OBS + reconstruct, damping 0.1", new() { Fraction = 0.3, RoundTo = 8, Damping = 0.1, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
+            ("20% OBS + reconstruct", new() { Fraction = 0.2, RoundTo = 8, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
             ("30% OBS + reconstruct, no residual groups", new() { Fraction = 0.3, RoundTo = 8, ResidualGroups = false, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
         })
-            Measure(model, name, options, heldOut, work, batchSize: 1, samples);
+            Measure(model, name, options, heldOut, work, batchSize: 1, samples, calibration);
     }
 
     private static void Cnn(string work)
@@ -85,15 +87,16 @@ public static class StructuredMeasure
         foreach (double fraction in new[] { 0.3, 0.5 })
             foreach (var (name, options) in new (string, StructuredPruningOptions)[]
             {
-                ("L1", new() { Fraction = fraction }),
-                ("L1 + reconstruct", new() { Fraction = fraction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
-                ("activation + reconstruct", new() { Fraction = fraction, Criterion = ChannelCriterion.Activation, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
-                ("OBS + reconstruct", new() { Fraction = fraction, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
+                ("L1", new() { Fraction = fraction, RoundTo = 8 }),
+                ("L1 + reconstruct", new() { Fraction = fraction, RoundTo = 8, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
+                ("activation + reconstruct", new() { Fraction = fraction, RoundTo = 8, Criterion = ChannelCriterion.Activation, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
+                ("OBS + reconstruct", new() { Fraction = fraction, RoundTo = 8, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = calibration, CalibrationSettings = settings }),
             })
                 Measure(model, $"{fraction:0%} {name}", options, test, work, batchSize: 100, samples: 20);
     }
 
-    private static void Measure(string model, string name, StructuredPruningOptions options, IDataFeed evalFeed, string work, int batchSize, int samples)
+    private static void Measure(string model, string name, StructuredPruningOptions options, IDataFeed evalFeed, string work, int batchSize, int samples,
+        IDataFeed? fitFeed = null)
     {
         string output = Path.Combine(work, "pruned.onnx");
         var clock = Stopwatch.StartNew();
@@ -108,6 +111,12 @@ public static class StructuredMeasure
         string accuracy = o.BaselineAccuracy is double a && o.CandidateAccuracy is double b ? $"{a:0.00%} -> {b:0.00%}" : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {name} | {Parameters(model) / 1e6:0.000}M -> {Parameters(output) / 1e6:0.000}M | {report.LatencyRatio:0.000} ({1 / report.LatencyRatio:0.00}x, {report.LatencySamples} interleaved runs) | {o.MeanCosine:0.0000} / {o.MinCosine:0.0000} | {(accuracy.Length > 0 ? accuracy : $"{passTime.TotalSeconds:0.0} s")} |"));
+        if (fitFeed is not null)
+        {
+            // How well the fit holds where it was made, beside the held-out figure: the gap is the calibration set's size.
+            var fit = ModelComparer.Compare(model, output, fitFeed, new EvalOptions { BatchSize = batchSize, MinLatencySamples = 1, WarmupRuns = 0 });
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  (cosine on the calibration photos: {fit.Outputs[0].MeanCosine:0.0000})"));
+        }
         foreach (var line in result.Passes.SelectMany(p => p.Skipped).Take(3)) Console.WriteLine($"  skipped: {line}");
     }
 

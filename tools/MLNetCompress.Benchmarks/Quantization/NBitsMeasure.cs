@@ -14,7 +14,7 @@ using MLNetCompress.Runtime;
 namespace MLNetCompress.Benchmarks.Quantization;
 
 /// <summary>
-/// <c>nbits [--out FILE] [--threads T] [--latency-rows N] [--case NAME ...] [--fusions]</c>: MiniLM on real sentences
+/// <c>nbits [--out FILE] [--threads T] [--latency-rows N] [--case NAME ...] [--fusions] [--gptq-timing]</c>: MiniLM on real sentences
 /// (onnx-samples/text/sentences.txt; the first 200 calibrate GPTQ, the last 200 are evaluated) through dynamic int8
 /// (with and without the word embeddings) and 4-bit MatMulNBits (round to nearest and GPTQ). Per case: file size ratio,
 /// pooled-embedding cosine against fp32, and latency ratios from interleaved A/B runs (<see cref="ModelComparer"/>) at
@@ -50,7 +50,7 @@ public static class NBitsMeasure
         ArgumentNullException.ThrowIfNull(args);
         string? outFile = null;
         int threads = 2, latencyRows = 60;
-        bool fusions = false;
+        bool fusions = false, gptqTiming = false;
         var selected = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -62,8 +62,9 @@ public static class NBitsMeasure
                 case "--latency-rows": latencyRows = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--case": selected.Add(Next()); break;
                 case "--fusions": fusions = true; break;
+                case "--gptq-timing": gptqTiming = true; break;
                 default:
-                    Console.Error.WriteLine($"error: unknown nbits option '{args[i]}'; use --out FILE, --threads T, --latency-rows N, --fusions, --case NAME ({string.Join(", ", cases.Select(c => c.Name))}).");
+                    Console.Error.WriteLine($"error: unknown nbits option '{args[i]}'; use --out FILE, --threads T, --latency-rows N, --fusions, --gptq-timing, --case NAME ({string.Join(", ", cases.Select(c => c.Name))}).");
                     return 2;
             }
         }
@@ -78,6 +79,11 @@ public static class NBitsMeasure
         var lines = File.ReadAllLines(Path.Combine(BoardModels.SamplesDir, "text", "sentences.txt")).Where(l => l.Trim().Length > 0).ToList();
         BertTokenizerFeeds(model.VocabPath!, inputs, lines, out var calibration, out var eval, out var long128);
 
+        if (gptqTiming)
+        {
+            GptqTiming(model.Path, calibration);
+            return 0;
+        }
         var rows = new StringBuilder();
         rows.AppendLine(CultureInfo.InvariantCulture, $"MiniLM ({OnnxModelIO.SizeOnDisk(model.Path):N0} bytes), {threads} threads, {eval.Count} eval sentences, {long128.RowCount} rows of 128 tokens");
         rows.AppendLine("| case | bytes | size ratio | mean cosine | min cosine | quantize s | latency batch 1 (sentences) | latency batch 1 × 128 tokens |");
@@ -111,6 +117,32 @@ public static class NBitsMeasure
         }
         if (outFile is not null) File.WriteAllText(outFile, rows.ToString());
         return 0;
+    }
+
+    /// <summary>Where GPTQ's time goes: the calibration run that accumulates XᵀX of every MatMul input, then the
+    /// inverse-Hessian factors, then the error-compensated quantization of every weight.</summary>
+    private static void GptqTiming(string path, IDataFeed calibration)
+    {
+        var graph = ModelGraph.Load(path);
+        var main = graph.Main;
+        var matMuls = main.Nodes.Where(n => n.OpType == "MatMul" && main.Initializer(n.Input[1]) is not null).ToList();
+        var requests = matMuls.Select(n => n.Input[0]).Distinct().Select(v => new MLNetCompress.Calibration.CovarianceRequest(v, -1)).ToList();
+        var clock = Stopwatch.StartNew();
+        var stats = MLNetCompress.Calibration.CalibrationCollector.CollectCovariances(graph, requests, calibration,
+            new MLNetCompress.Calibration.CalibrationOptions { MaxRows = 200, BatchSize = 8, MaxVectorsPerRow = 128 });
+        double collect = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        var hessians = stats.ToDictionary(kv => kv.Key, kv => GptqSolver.Prepare(kv.Value.SecondMoment(), kv.Value.Dim, 0.01)!);
+        double prepare = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        foreach (var n in matMuls)
+        {
+            var w = main.Initializer(n.Input[1])!;
+            GptqSolver.Quantize(TensorData.ToFloatArray(w), hessians[n.Input[0]], (int)w.Dims[1], 4, 32, false);
+        }
+        double solve = clock.Elapsed.TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"GPTQ on MiniLM: {requests.Count} inputs, {stats.Values.First().Count} vectors each; XᵀX calibration {collect:F1} s, inverse-Hessian factors {prepare:F1} s, {matMuls.Count} weights quantized {solve:F1} s"));
     }
 
     /// <summary>The op counts of the graph ONNX Runtime runs after its optimizations.</summary>

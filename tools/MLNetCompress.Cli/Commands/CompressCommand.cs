@@ -33,11 +33,12 @@ internal static class CompressCommand
             HelpName = "C",
         };
         var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: data.", HelpName = "FILE" };
+        var report = CommonOptions.Report();
         var command = new Command("compress",
             "Run a recipe — an ordered list of steps such as prepare, quantize-static, prune, reconstruct, cluster, lowrank, " +
             "sparse-storage — on a model; verify the result in ONNX Runtime and write it. Recipes for common goals are in onnx-samples/recipes.")
         {
-            model, recipe, output, calibration, minCosine, vocab,
+            model, recipe, output, calibration, minCosine, vocab, report,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
@@ -45,6 +46,7 @@ internal static class CompressCommand
             string path = r.GetValue(model)!;
             ModelFiles.Require(path, "MODEL");
             if (r.GetValue(minCosine) is double c) CommonOptions.CheckMinCosine(c);
+            CommonOptions.CheckReport(r.GetValue(report));
             Recipe plan;
             try
             {
@@ -85,6 +87,7 @@ internal static class CompressCommand
             var doc = DemoCommand.ToDocument(result);
             doc.Notes("Notes", notes);
             ctx.Render(doc);
+            await CommonOptions.WriteReportAsync(ctx, r.GetValue(report), result, feed, null, ct).ConfigureAwait(false);
             return ErrorReporter.Success;
         });
         return command;

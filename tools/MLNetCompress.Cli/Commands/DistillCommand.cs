@@ -36,8 +36,15 @@ internal static class DistillCommand
             Description = "The ML.NET student: lbfgs (LbfgsMaximumEntropy, the default), sdca (SdcaMaximumEntropy) or lightgbm (LightGbm).",
             DefaultValueFactory = _ => "lbfgs",
             HelpName = "NAME",
+            // A parser, not AcceptOnlyFromAmong: its message lists the choices on lines the one-line error drops.
+            CustomParser = r =>
+            {
+                var name = r.Tokens.Count == 0 ? "lbfgs" : r.Tokens[^1].Value;
+                if (Trainers.ContainsKey(name)) return name;
+                r.AddError($"--trainer takes lbfgs, sdca or lightgbm, not '{name}'");
+                return "lbfgs";
+            },
         };
-        trainer.AcceptOnlyFromAmong([.. Trainers.Keys]);
         var alpha = new Option<double>("--alpha", "-a")
         {
             Description = "Weight of the hard label in the target α·onehot(y) + (1 − α)·p_T, in [0, 1]: 0 (the default) learns the " +

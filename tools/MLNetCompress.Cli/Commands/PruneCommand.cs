@@ -15,7 +15,7 @@ namespace MLNetCompress.Cli.Commands;
 /// [--exclude NAME]... [--min-elements N] [--calibration SPEC [--reconstruct]] [--min-cosine C] [--report DIR]</c>: zeroes the
 /// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally re-fits the kept ones on the calibration data
 /// and stores them sparsely, verifies the result in ONNX Runtime and writes it.
-/// <c>prune MODEL -o OUT --structured --channels F [--criterion l1|activation] [--round-to N] [--keep-at-least N]
+/// <c>prune MODEL -o OUT --structured --channels F [--criterion l1|activation|reconstruction] [--round-to N] [--keep-at-least N]
 /// [--no-residual-groups] [--calibration SPEC [--reconstruct]]</c> removes whole output channels instead (the model gets faster).
 /// </summary>
 internal static class PruneCommand
@@ -44,7 +44,12 @@ internal static class PruneCommand
         var structured = new Option<bool>("--structured") { Description = "Remove whole output channels of Conv/Gemm layers (and every consumer's matching inputs) instead of zeroing weights; needs --channels." };
         var channels = new Option<double?>("--channels") { Description = "With --structured: fraction of each layer's output channels to remove, in [0, 1).", HelpName = "FRACTION" };
         channels.CustomParser = r => ParseNumber(r, "--channels", v => v is >= 0 and < 1, "a fraction in [0, 1)");
-        var criterion = new Option<string?>("--criterion") { Description = "With --structured: rank channels by l1 (filter norm, default) or activation (mean |activation| on --calibration).", HelpName = "l1|activation" };
+        var criterion = new Option<string?>("--criterion")
+        {
+            Description = "With --structured: rank channels by l1 (filter norm, default), activation (mean |activation| on --calibration), " +
+                "or reconstruction (greedy: the least output error left after --reconstruct).",
+            HelpName = "l1|activation|reconstruction",
+        };
         var roundTo = new Option<int?>("--round-to") { Description = "With --structured: round each layer's kept channel count to a multiple of N (e.g. 8; default 1).", HelpName = "N" };
         roundTo.CustomParser = r => (int?)ParseNumber(r, "--round-to", v => v >= 1 && v == Math.Floor(v) && v <= 4096, "a whole number from 1 to 4096");
         var keepAtLeast = new Option<int?>("--keep-at-least") { Description = "With --structured: never keep fewer than N channels in a layer (default 8).", HelpName = "N" };
@@ -147,8 +152,11 @@ internal static class PruneCommand
         {
             null or "l1" => ChannelCriterion.L1,
             "activation" => ChannelCriterion.Activation,
-            _ => throw new InputException($"--criterion takes l1 or activation, not '{t.Criterion}'"),
+            "reconstruction" => ChannelCriterion.Reconstruction,
+            _ => throw new InputException($"--criterion takes l1, activation or reconstruction, not '{t.Criterion}'"),
         };
+        if (criterion == ChannelCriterion.Reconstruction && !s.Reconstruct)
+            throw new InputException("--criterion reconstruction ranks channels by the error left after re-fitting: add --reconstruct and --calibration SPEC");
         if (criterion == ChannelCriterion.Activation && s.Calibration is null)
             throw new InputException("--criterion activation needs --calibration SPEC (the data the activations are measured on)");
         if (s.Reconstruct && s.Calibration is null)

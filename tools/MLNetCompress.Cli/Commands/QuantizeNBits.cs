@@ -63,10 +63,10 @@ internal sealed record QuantizeModeSettings(string Mode, int BlockSize, bool Blo
     public string? Method => Mode switch
     {
         "dynamic" => "dynamic: MatMul weights S8 per column, activations U8 quantized at run time" +
-                     (FloatEmbeddings ? "" : "; Gather tables int8 per row"),
+                     (FloatEmbeddings ? "" : "; constant Gather tables (if any) int8 per row"),
         "matmulnbits" => string.Create(CultureInfo.InvariantCulture,
             $"MatMulNBits: 4-bit weights in blocks of {BlockSize}, {(Symmetric ? "symmetric" : "zero points")}, accuracy level {AccuracyLevel}, " +
-            $"{(Gptq ? "GPTQ on the calibration data" : "round to nearest")}{(FloatEmbeddings ? "" : "; Gather tables 4-bit (GatherBlockQuantized)")}"),
+            $"{(Gptq ? "GPTQ on the calibration data" : "round to nearest")}{(FloatEmbeddings ? "" : "; constant Gather tables (if any) 4-bit, GatherBlockQuantized")}"),
         _ => null,
     };
 }
@@ -82,7 +82,9 @@ internal sealed class QuantizeModeOptions
                       "constant Gather tables (word embeddings) int8 per row. matmulnbits: transformer MatMul weights 4-bit as " +
                       "com.microsoft.MatMulNBits (blocks along K, see --block-size, --symmetric, --accuracy-level, --gptq) and Gather tables " +
                       "4-bit as com.microsoft.GatherBlockQuantized. In dynamic and matmulnbits modes the --calibration data serves as " +
-                      "probes and timing data (and, with --gptq, as GPTQ's calibration inputs).",
+                      "probes and timing data (and, with --gptq, as GPTQ's calibration inputs). " +
+                      "storage: weights stored in fewer bits (--weights int8|int4|int2|binary, --per-channel, --block-size N, --clip) and " +
+                      "expanded at load by nodes ONNX Runtime folds: a smaller file at the float model's speed.",
         DefaultValueFactory = _ => "static",
         HelpName = "MODE",
     };
@@ -90,7 +92,8 @@ internal sealed class QuantizeModeOptions
     private readonly Option<int?> _blockSize = new("--block-size")
     {
         Description = "matmulnbits: weights per block along K sharing one scale: 32 (default), 64 or 128 (16 to 256, a power of two). " +
-                      "Smaller is more accurate; larger is smaller and a little faster.",
+                      "Smaller is more accurate; larger is smaller and a little faster. " +
+                      "storage: values per scale along the reduction axis, a multiple of 8.",
         HelpName = "N",
     };
 
@@ -130,7 +133,7 @@ internal sealed class QuantizeModeOptions
         ArgumentNullException.ThrowIfNull(r);
         string mode = (r.GetValue(_mode) ?? "static").ToLowerInvariant();
         if (mode is not ("static" or "dynamic" or "matmulnbits"))
-            throw new InputException($"unknown --mode '{mode}'; expected static, dynamic or matmulnbits");
+            throw new InputException($"unknown --mode '{mode}'; expected static, dynamic, storage or matmulnbits");
         if (dynamicFlag)
         {
             if (mode is not ("static" or "dynamic"))

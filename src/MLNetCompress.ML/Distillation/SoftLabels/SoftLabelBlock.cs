@@ -80,6 +80,22 @@ internal sealed class SoftLabelBlock
         SoftLabelMath.Densify(IndexRow(row), ValueRow(row), destination);
     }
 
+    /// <summary>Rows [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) as a block of their own.</summary>
+    public SoftLabelBlock Slice(int start, int count)
+    {
+        var result = new SoftLabelBlock(count, Classes, TopK, FeatureLength);
+        Ids.AsSpan(start, count).CopyTo(result.Ids);
+        Labels.AsSpan(start, count).CopyTo(result.Labels);
+        if (Features is not null) Features.AsSpan(start * FeatureLength!.Value, count * FeatureLength.Value).CopyTo(result.Features);
+        if (Dense is not null) Dense.AsSpan(start * Classes, count * Classes).CopyTo(result.Dense);
+        if (TopIndices is not null)
+        {
+            TopIndices.AsSpan(start * TopK!.Value, count * TopK.Value).CopyTo(result.TopIndices);
+            TopValues!.AsSpan(start * TopK.Value, count * TopK.Value).CopyTo(result.TopValues);
+        }
+        return result;
+    }
+
     /// <summary>The given blocks joined into one, in order (they share a layout).</summary>
     public static SoftLabelBlock Concat(IReadOnlyList<SoftLabelBlock> blocks)
     {

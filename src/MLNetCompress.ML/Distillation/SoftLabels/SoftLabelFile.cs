@@ -42,7 +42,10 @@ public enum SoftLabelFileFormat
 /// combine, data (the spec) and shard (index, count, firstRow, totalRows; null for a whole data set). A Parquet file
 /// also carries the same JSON in its key-value metadata under <see cref="MetadataKey"/>, so it stands alone.</para>
 /// <para><b>Completeness.</b> The data file is written to a temporary file in the same folder and moved into place,
-/// then its sidecar the same way: a file with a readable description is complete.</para>
+/// then its sidecar the same way: a file with a readable description is complete. A run of more than
+/// <see cref="SoftLabelOptions.CheckpointRows"/> rows first writes parts <c>OUT.EXT.parts/part-k-of-K.EXT</c> (each
+/// complete in the same sense, described as shard k of K of the run's rows), joins them into OUT.EXT and removes the
+/// folder; a rerun keeps the finished parts. Shards of <c>--shard i/n</c> are <c>OUT.shard-i-of-n.EXT</c>.</para>
 /// <para><b>Reading.</b> <see cref="Load"/> gives Id, Label, Features (when present) and SoftLabel as a dense
 /// vector of length C for every format and both forms. From the top-k form, the classes not stored share the
 /// remaining mass max(0, 1 − Σ values) evenly.</para>

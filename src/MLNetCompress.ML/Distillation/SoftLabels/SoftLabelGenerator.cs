@@ -58,6 +58,39 @@ public static class SoftLabelGenerator
         return Run(teachers, feed, null, outputPath, options, progress, Note, notes, cancellationToken);
     }
 
+    /// <summary>Labels the rows of an ML.NET data view and writes them to <paramref name="outputPath"/>. The teacher's
+    /// input reads column <paramref name="inputColumnName"/> (default: the column named like the input), a float
+    /// vector per row; ids are <c>row#i</c> and labels −1 (the data view's own label is not carried over).</summary>
+    /// <param name="data">The rows.</param>
+    /// <param name="outputPath">The soft-label file.</param>
+    /// <param name="options">Teachers, temperature, form, batching, shard, device.</param>
+    /// <param name="inputColumnName">The column fed to a single-input teacher, or null.</param>
+    /// <param name="progress">Receives rows done and rows per second after each batch.</param>
+    /// <param name="log">Receives one-line notes.</param>
+    /// <param name="cancellationToken">Stops the run; nothing is left half-written.</param>
+    public static SoftLabelResult Generate(Microsoft.ML.IDataView data, string outputPath, SoftLabelOptions options, string? inputColumnName = null,
+        IProgress<SoftLabelProgress>? progress = null, Action<string>? log = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        Validate(outputPath, options);
+        var notes = new List<string>();
+        void Note(string text)
+        {
+            notes.Add(text);
+            log?.Invoke(text);
+        }
+        using var teachers = TeacherEnsemble.Load(options, Note);
+        Dictionary<string, string>? columnFor = null;
+        if (inputColumnName is not null)
+        {
+            if (teachers.Inputs.Count != 1)
+                throw new SoftLabelException($"the teacher takes {teachers.Inputs.Count} inputs; name no input column and give columns named like the inputs");
+            columnFor = new Dictionary<string, string> { [teachers.Inputs[0].Name] = inputColumnName };
+        }
+        var feed = new MLNetCompress.ML.Data.DataViewFeed(data, teachers.Inputs, columnFor);
+        return Run(teachers, feed, null, outputPath, options, progress, Note, notes, cancellationToken);
+    }
+
     private static void Validate(string outputPath, SoftLabelOptions options)
     {
         ArgumentNullException.ThrowIfNull(outputPath);
@@ -135,44 +168,149 @@ public static class SoftLabelGenerator
                 progress?.Report(new SoftLabelProgress(done, count, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
             }
         }
-        var blocks = Blocks(teachers, feed, options, first, count, template, ct);
-        var info = SoftLabelFile.Write(path, template, Reported(Prefetched(blocks, Prefetch, ct)), ct);
+        SoftLabelInfo info;
+        long labelled;
+        if (options.CheckpointRows is long part and > 0 && count is long rowsToLabel && rowsToLabel > part)
+        {
+            (info, labelled) = WriteInParts(teachers, feed, options, path, template, first, rowsToLabel, part, Reported, note, ct);
+        }
+        else
+        {
+            var blocks = Blocks(teachers, feed, options, [(first, count is long n ? first + n : long.MaxValue)], template, ct);
+            info = SoftLabelFile.Write(path, template, Reported(Prefetched(blocks, Prefetch, ct)), ct);
+            labelled = info.Rows;
+        }
         var seconds = clock.Elapsed.TotalSeconds;
-        return new SoftLabelResult(path, info, Skipped: false, teachers.OnGpu, Stopwatch.GetElapsedTime(started), info.Rows / Math.Max(seconds, 1e-9), notes);
+        return new SoftLabelResult(path, info, Skipped: false, teachers.OnGpu, Stopwatch.GetElapsedTime(started), labelled / Math.Max(seconds, 1e-9), notes);
     }
 
-    /// <summary>The labelled blocks of rows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>)
-    /// (all rows when <paramref name="count"/> is null), one block per batch.</summary>
-    internal static IEnumerable<SoftLabelBlock> Blocks(TeacherEnsemble teachers, IDataFeed feed, SoftLabelOptions options, long first, long? count,
+    // Rows [first, first + count) in parts of `partRows` rows, each written atomically into PATH.parts/ as soon as it is
+    // done; parts already complete with the same settings (from a run that was stopped) are kept and not labelled
+    // again. At the end the parts are joined into PATH and the folder is removed. Returns the file's description
+    // and the rows labelled in this call.
+    private static (SoftLabelInfo Info, long Labelled) WriteInParts(TeacherEnsemble teachers, IDataFeed feed, SoftLabelOptions options, string path,
+        SoftLabelInfo template, long first, long count, long partRows, Func<IEnumerable<SoftLabelBlock>, IEnumerable<SoftLabelBlock>> reported,
+        Action<string> note, CancellationToken ct)
+    {
+        var folder = path + ".parts";
+        Directory.CreateDirectory(folder);
+        var parts = (int)((count + partRows - 1) / partRows);
+        var ext = Path.GetExtension(path);
+        var files = new string[parts];
+        var todo = new List<int>();
+        var expected = new SoftLabelInfo[parts];
+        for (var k = 0; k < parts; k++)
+        {
+            var from = first + k * partRows;
+            var rows = Math.Min(partRows, first + count - from);
+            files[k] = Path.Combine(folder, $"part-{k:D5}-of-{parts:D5}{ext}");
+            // A part is described as a shard whose rows are [from, from + rows) of the run's range.
+            expected[k] = template with { Shard = new SoftLabelShardInfo(k, parts, from, first + count) };
+            if (SoftLabelFile.IsComplete(files[k], out var existing) && existing!.SameSettings(template) && existing.Shard == expected[k].Shard && existing.Rows == rows)
+                continue;
+            todo.Add(k);
+        }
+        if (todo.Count < parts) note($"{parts - todo.Count} of {parts} parts in '{folder}' are already complete; labelling the other {todo.Count}");
+
+        long labelled = 0;
+        if (todo.Count > 0)
+        {
+            var ranges = todo.Select(k => (First: first + k * partRows, End: Math.Min(first + (k + 1) * partRows, first + count))).ToList();
+            // Neighbouring parts are labelled as one range, so batches are not cut at every part boundary.
+            var joined = new List<(long First, long End)>();
+            foreach (var r in ranges)
+            {
+                if (joined.Count > 0 && joined[^1].End == r.First) joined[^1] = (joined[^1].First, r.End);
+                else joined.Add(r);
+            }
+            var stream = new RowStream(reported(Prefetched(Blocks(teachers, feed, options, joined, template, ct), Prefetch, ct)).GetEnumerator());
+            try
+            {
+                for (var i = 0; i < todo.Count; i++)
+                {
+                    var (from, end) = ranges[i];
+                    labelled += SoftLabelFile.Write(files[todo[i]], expected[todo[i]], stream.Take(end - from), ct).Rows;
+                }
+            }
+            finally
+            {
+                stream.Dispose();
+            }
+        }
+        var info = SoftLabelFile.Write(path, template, files.SelectMany(f => SoftLabelFile.OpenBlocks(f, SoftLabelFile.ReadInfo(f))), ct);
+        Directory.Delete(folder, recursive: true);
+        return (info, labelled);
+    }
+
+    // Hands out a block stream a given number of rows at a time, splitting a block that straddles two parts.
+    private sealed class RowStream(IEnumerator<SoftLabelBlock> blocks) : IDisposable
+    {
+        private SoftLabelBlock? _pending;
+
+        public IEnumerable<SoftLabelBlock> Take(long rows)
+        {
+            while (rows > 0)
+            {
+                var block = _pending;
+                _pending = null;
+                if (block is null)
+                {
+                    if (!blocks.MoveNext()) yield break;
+                    block = blocks.Current;
+                }
+                if (block.Rows <= rows)
+                {
+                    rows -= block.Rows;
+                    yield return block;
+                    continue;
+                }
+                _pending = block.Slice((int)rows, block.Rows - (int)rows);
+                yield return block.Slice(0, (int)rows);
+                rows = 0;
+            }
+        }
+
+        public void Dispose() => blocks.Dispose();
+    }
+
+    /// <summary>The labelled blocks of the rows in <paramref name="ranges"/> ([first, end) pairs in increasing order;
+    /// end long.MaxValue for all the rest), one block per batch and range.</summary>
+    internal static IEnumerable<SoftLabelBlock> Blocks(TeacherEnsemble teachers, IDataFeed feed, SoftLabelOptions options, IReadOnlyList<(long First, long End)> ranges,
         SoftLabelInfo layout, CancellationToken ct)
     {
-        var end = count is long n ? first + n : long.MaxValue;
-        int? maxRows = end == long.MaxValue ? null : (int)Math.Min(end, int.MaxValue);
+        var last = ranges[^1].End;
+        int? maxRows = last == long.MaxValue ? null : (int)Math.Min(last, int.MaxValue);
         var fixedBatch = teachers.FixedBatch;
         foreach (var batch in feed.Batches(options.BatchSize, maxRows))
         {
             ct.ThrowIfCancellationRequested();
-            var from = Math.Max(first, batch.FirstRow);
-            var to = Math.Min(end, batch.FirstRow + batch.RowCount);
-            if (to <= from) continue;
-            var offset = (int)(from - batch.FirstRow);
-            var rows = (int)(to - from);
-            var inputs = offset == 0 && rows == batch.RowCount ? batch.Inputs : Slice(batch, offset, rows, Math.Max(rows, fixedBatch));
-            var block = new SoftLabelBlock(rows, layout.Classes, layout.TopK, layout.FeatureLength);
-            teachers.Label(inputs, rows, options.Temperature, options.Combine, block);
-            for (var r = 0; r < rows; r++)
+            foreach (var (first, end) in ranges)
             {
-                block.Ids[r] = batch.Ids[offset + r];
-                block.Labels[r] = batch.Labels is { } labels ? labels[offset + r] : -1;
+                if (end <= batch.FirstRow || first >= batch.FirstRow + batch.RowCount) continue;
+                yield return Label(teachers, batch, options, Math.Max(first, batch.FirstRow), Math.Min(end, batch.FirstRow + batch.RowCount), fixedBatch, layout);
             }
-            if (block.Features is not null)
-            {
-                var data = ((float[])batch.Inputs.Values.First().Data).AsSpan();
-                var f = layout.FeatureLength!.Value;
-                data.Slice(offset * f, rows * f).CopyTo(block.Features);
-            }
-            yield return block;
         }
+    }
+
+    private static SoftLabelBlock Label(TeacherEnsemble teachers, DataBatch batch, SoftLabelOptions options, long from, long to, int fixedBatch, SoftLabelInfo layout)
+    {
+        var offset = (int)(from - batch.FirstRow);
+        var rows = (int)(to - from);
+        var inputs = offset == 0 && rows == batch.RowCount ? batch.Inputs : Slice(batch, offset, rows, Math.Max(rows, fixedBatch));
+        var block = new SoftLabelBlock(rows, layout.Classes, layout.TopK, layout.FeatureLength);
+        teachers.Label(inputs, rows, options.Temperature, options.Combine, block);
+        for (var r = 0; r < rows; r++)
+        {
+            block.Ids[r] = batch.Ids[offset + r];
+            block.Labels[r] = batch.Labels is { } labels ? labels[offset + r] : -1;
+        }
+        if (block.Features is not null)
+        {
+            var data = ((float[])batch.Inputs.Values.First().Data).AsSpan();
+            var f = layout.FeatureLength!.Value;
+            data.Slice(offset * f, rows * f).CopyTo(block.Features);
+        }
+        return block;
     }
 
     // Rows [offset, offset + rows) of a batch as their own tensors, padded with zero rows up to `padTo` for a model

@@ -37,6 +37,11 @@ public sealed record SoftLabelOptions
     /// float input; otherwise the column is left out and a note says so).</summary>
     public bool IncludeFeatures { get; init; } = true;
 
+    /// <summary>Checkpoint size: a run of more rows writes them in parts of this many rows (each written atomically
+    /// into <c>OUT.EXT.parts/</c>) and joins the parts at the end, so a run killed mid-way keeps its finished parts
+    /// and a rerun labels only the rest. Null or 0: one write.</summary>
+    public long? CheckpointRows { get; init; } = 100_000;
+
     /// <summary>ONNX Runtime settings: threads, and <see cref="RuntimeOptions.GpuDeviceId"/> to run on CUDA; with
     /// <see cref="RuntimeOptions.FallbackToCpu"/> (the default) a missing CUDA gives a note and the CPU.</summary>
     public RuntimeOptions Runtime { get; init; } = RuntimeOptions.Default;

@@ -86,6 +86,8 @@ internal static class SoftTargetExpansion
         ArgumentNullException.ThrowIfNull(ml);
         ArgumentNullException.ThrowIfNull(softLabels);
         ArgumentNullException.ThrowIfNull(options);
+        if (options.FeatureColumnName is ClassColumn or WeightColumn)
+            throw new ArgumentException($"the feature column may not be called '{options.FeatureColumnName}': the expanded rows use that name for the class and weight; rename it", nameof(options));
         var (features, soft, label) = Columns(softLabels.Schema, options);
         int featureCount = ((VectorDataViewType)features.Type).Size;
         int classCount = ((VectorDataViewType)soft.Type).Size;

@@ -136,10 +136,12 @@ public static class AccuracyBudgetSearch
     }
 
     /// <summary>Within the budget: most layers quantized, then smallest drop. Otherwise: smallest drop among the
-    /// candidates that quantize anything.</summary>
-    private static BudgetCandidate Choose(IReadOnlyList<BudgetCandidate> candidates)
+    /// candidates that quantize anything. One-layer sensitivity tries are measurements, not models to hand over (their
+    /// layer runs unfused), so they are never chosen.</summary>
+    private static BudgetCandidate Choose(IReadOnlyList<BudgetCandidate> tried)
     {
         static double Drop(BudgetCandidate c) => double.IsNaN(c.Drop) ? double.PositiveInfinity : c.Drop;
+        var candidates = tried.Where(c => c.Step != BudgetStep.Sensitivity).ToList();
         var within = candidates.Where(c => c.MeetsBudget).ToList();
         if (within.Count > 0)
             return within.OrderByDescending(c => c.QuantizedLayers.Count).ThenBy(Drop).First();
@@ -175,9 +177,12 @@ public static class AccuracyBudgetSearch
                 ? $"layer {done + 1} of {total}" : $"{excluded.Count} layers float"));
 
             var graph = prepared.Clone();
+            // A layer alone is measured for its numbers only: its neighbours are float, so ONNX Runtime would not fuse
+            // it, and the pass would otherwise leave it float rather than slower.
             var pass = new QdqQuantizationPass(options with
             {
                 ExcludeNodes = options.ExcludeNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal),
+                KeepUnfusedLayers = step == BudgetStep.Sensitivity,
             });
             PassManager.Run(graph, [pass], new PassContext { Cancellation = cancellationToken, Log = budget.Log });
             var plan = pass.LastPlan!;

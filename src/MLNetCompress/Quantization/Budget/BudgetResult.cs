@@ -9,7 +9,8 @@ public enum BudgetStep
     /// <summary>Every layer the pass can quantize, quantized.</summary>
     All,
 
-    /// <summary>One layer quantized, every other layer float: that layer's sensitivity.</summary>
+    /// <summary>One layer quantized, every other layer float: that layer's sensitivity. A measurement only: the
+    /// layer is kept quantized even where ONNX Runtime would not fuse it among float neighbours.</summary>
     Sensitivity,
 
     /// <summary>The most sensitive layers kept in float, the rest quantized.</summary>
@@ -33,7 +34,7 @@ public sealed record BudgetCandidate(BudgetStep Step, IReadOnlyList<string> Excl
     public string Describe() => Step switch
     {
         BudgetStep.All => "all layers quantized",
-        BudgetStep.Sensitivity => "only " + (QuantizedLayers.Count > 0 ? QuantizedLayers[0] : "(nothing)") + " quantized",
+        BudgetStep.Sensitivity => "only " + (QuantizedLayers.Count > 0 ? QuantizedLayers[0] : "(nothing)") + " quantized (measurement)",
         _ => $"{Excluded.Count} most sensitive float: {string.Join(", ", Excluded)}",
     };
 }
@@ -79,7 +80,8 @@ public sealed class BudgetResult
     public IReadOnlyList<BudgetCandidate> Candidates { get; }
 
     /// <summary>The candidate to write: among those within the budget, the one with the most layers quantized (then
-    /// the smallest drop); when none is within it, the one with the smallest drop.</summary>
+    /// the smallest drop); when none is within it, the one with the smallest drop. Never a one-layer sensitivity try
+    /// (a measurement whose layer would run unfused).</summary>
     public BudgetCandidate Best { get; }
 
     /// <summary>True when <see cref="Best"/> is within the budget.</summary>

@@ -59,6 +59,11 @@ public sealed record QdqOptions
     /// with no float statistics and stays float. Null (the default): calibrate over <see cref="Calibration"/>.</summary>
     public IReadOnlyDictionary<string, HistogramStatistics>? CalibrationStatistics { get; init; }
 
+    /// <summary>Keeps every selected layer quantized even where ONNX Runtime will not fuse it (so it would run slower):
+    /// for measuring what quantizing a layer does to the outputs, as the accuracy-budget search does one layer at a
+    /// time, never for a model to hand over.</summary>
+    internal bool KeepUnfusedLayers { get; init; }
+
     /// <summary>Histogram bins per calibrated tensor.</summary>
     public int HistogramBins { get; init; } = HistogramStatistics.DefaultBins;
 

@@ -73,7 +73,8 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         if (SubgraphLayers(graph) is { } nested) skipped.Add(nested);
         var rules = SelectNodes(scope, skipped);
         var values = ActivationValues(scope, rules);
-        if (DropConvsWithFloatOutputs(scope, rules, values, skipped)) values = ActivationValues(scope, rules);
+        // Each layer left float can leave the one before it without a quantized reader: repeat until nothing changes.
+        while (!Options.KeepUnfusedLayers && DropLayersWithFloatOutputs(scope, rules, values, skipped)) values = ActivationValues(scope, rules);
         if (rules.Count == 0)
             return LastPlan = new QdqPlan(null, [], rules, [], [], [], skipped);
 
@@ -201,8 +202,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             if (!rule.QuantizeOutput || node.OpType == "Relu") continue;
             string y = node.Output[0];
             var readers = scope.Consumers(y);
-            if (readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && !scope.IsGraphOutput(y)
-                && !scope.Consumers(readers[0].Output[0]).Any(r => IsFloatLayer(r, rules)))
+            if (readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && !scope.IsGraphOutput(y))
                 values.Remove(y);
         }
         values.RemoveWhere(scope.IsGraphOutput);
@@ -210,33 +210,39 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     }
 
     /// <summary>
-    /// A Conv, ConvTranspose, Gemm or MatMul left in float. Such a node reads float values, never a DequantizeLinear:
-    /// ONNX Runtime (1.31, ORT_ENABLE_ALL) quantizes the float weight of a node that a DequantizeLinear feeds and a
-    /// QuantizeLinear follows by itself, per tensor, so a layer excluded for its accuracy would be quantized anyway.
-    /// When its input is a quantized Relu's output, the pair stays in front of the Relu (not after it), so the layer
-    /// before still ends in a QuantizeLinear and fuses.
+    /// A Conv, ConvTranspose, Gemm or MatMul left in float whose own output gets a QuantizeLinear: it reads float values,
+    /// never a DequantizeLinear. ONNX Runtime (1.31, ORT_ENABLE_ALL) quantizes the float weight of a node that a
+    /// DequantizeLinear feeds and a QuantizeLinear follows by itself, per tensor, so a layer excluded for its accuracy
+    /// would be quantized anyway. (A float layer whose output stays float reads the dequantized value like any reader.)
     /// </summary>
-    private static bool IsFloatLayer(NodeProto node, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules) =>
-        !rules.ContainsKey(node) && node.Domain is "" or "ai.onnx" && node.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul";
+    private static bool ReadsFloat(NodeProto node, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules, IReadOnlySet<string> paired) =>
+        !rules.ContainsKey(node) && node.Domain is "" or "ai.onnx" && node.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul"
+        && node.Output.Count > 0 && paired.Contains(node.Output[0]);
 
     /// <summary>
-    /// Leaves in float the Conv and ConvTranspose nodes whose output (or the output of the Relu after them) gets no
-    /// QuantizeLinear, e.g. a graph output: ONNX Runtime fuses only DQ→Conv→Q, and an unfused DequantizeLinear in front
-    /// of a Conv runs on every inference, slower than float. Returns true when it removed any.
+    /// Leaves in float the layers whose output (or the output of the Relu after them) gets no QuantizeLinear that a
+    /// quantized reader uses: a graph output, or a value read only by layers left in float that read float values (see
+    /// <see cref="ReadsFloat"/>). ONNX Runtime fuses only DQ→Conv→Q, so such a Conv would run an unfused
+    /// DequantizeLinear per inference, slower than float; a Gemm or MatMul whose own output stays float still fuses
+    /// (QGemm / MatMulIntegerToFloat with a float output), but not across a Relu. Returns true when it removed any.
     /// </summary>
-    private static bool DropConvsWithFloatOutputs(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules, HashSet<string> values, List<string> skipped)
+    private static bool DropLayersWithFloatOutputs(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules, HashSet<string> values, List<string> skipped)
     {
         bool removed = false;
-        foreach (var node in rules.Keys.Where(n => n.OpType is "Conv" or "ConvTranspose").ToList())
+        foreach (var node in rules.Where(kv => kv.Value.IsCompute).Select(kv => kv.Key).ToList())
         {
             string y = node.Output[0];
             var readers = scope.Consumers(y);
-            bool quantizedOutput = values.Contains(y)
-                || readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && values.Contains(readers[0].Output[0]);
-            if (quantizedOutput) continue;
+            bool throughRelu = readers.Count == 1 && readers[0].OpType == "Relu" && rules.ContainsKey(readers[0]) && !scope.IsGraphOutput(y);
+            string z = throughRelu ? readers[0].Output[0] : y;
+            bool quantizedOutput = values.Contains(z) && scope.Consumers(z).Any(r => !ReadsFloat(r, rules, values));
+            if (quantizedOutput || (!throughRelu && node.OpType is "Gemm" or "MatMul")) continue;
             rules.Remove(node);
-            skipped.Add($"{GraphScope.NodeLabel(node)} ({node.OpType}): its output stays float (a graph output), and ONNX Runtime fuses only " +
-                        "DequantizeLinear→Conv→QuantizeLinear; left in float rather than slower.");
+            skipped.Add(scope.IsGraphOutput(z)
+                ? $"{GraphScope.NodeLabel(node)} ({node.OpType}): its output stays float (a graph output), and ONNX Runtime fuses only " +
+                  "DequantizeLinear→Conv→QuantizeLinear; left in float rather than slower."
+                : $"{GraphScope.NodeLabel(node)} ({node.OpType}): only layers left in float read its output, so it would end without a " +
+                  "QuantizeLinear and not fuse; left in float rather than slower.");
             removed = true;
         }
         return removed;
@@ -327,10 +333,11 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             scope.SetInput(b.Node, index, AddBiasDequantize(graph, scope, b));
             changes.Add($"{b.Name}: int32 bias (scale s_x·s_w)");
         }
+        var paired = plan.Activations.Select(a => a.Value).ToHashSet(StringComparer.Ordinal);
         foreach (var a in plan.Activations)
         {
             context.Cancellation.ThrowIfCancellationRequested();
-            AddActivationPair(graph, scope, a, plan.Rules);
+            AddActivationPair(graph, scope, a, plan.Rules, paired);
         }
         changes.Add($"{plan.NodeList.Count} nodes quantized ({string.Join(", ", plan.NodeList.GroupBy(n => n.OpType).Select(g => $"{g.Count()} {g.Key}"))}), " +
                     $"{plan.Activations.Count} activations with {Options.Activations} QuantizeLinear/DequantizeLinear pairs ({Options.Range.Method}).");
@@ -375,10 +382,11 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
 
     /// <summary>Inserts value → QuantizeLinear → DequantizeLinear and makes every reader of the value read the
     /// dequantized one (a float reader left on the original would keep the producer from fusing) — except a layer left
-    /// in float, which keeps reading the float value (see <see cref="IsFloatLayer"/>).</summary>
-    private void AddActivationPair(ModelGraph graph, GraphScope scope, QdqActivation a, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules)
+    /// in float whose output is quantized, which keeps reading the float value (see <see cref="ReadsFloat"/>).</summary>
+    private void AddActivationPair(ModelGraph graph, GraphScope scope, QdqActivation a, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules,
+        IReadOnlySet<string> paired)
     {
-        var readers = scope.Consumers(a.Value).Where(r => !IsFloatLayer(r, rules)).ToList();
+        var readers = scope.Consumers(a.Value).Where(r => !ReadsFloat(r, rules, paired)).ToList();
         if (readers.Count == 0) return;
         var scale = TensorData.FromFloats(graph.UniqueName(a.Value + "_scale"), [], [a.Scale]);
         var zp = Options.Activations == QdqActivationType.U8

@@ -152,7 +152,8 @@ public static class LowBitQuantizer
     {
         scale = real > 0 ? TensorPrimitives.SumOfMagnitudes(w[..real]) / real : 0;
         if (!float.IsFinite(scale)) return float.NaN;
-        for (int i = 0; i < w.Length; i++) q[i] = w[i] >= 0 ? (sbyte)1 : (sbyte)-1;
+        // Branch-free sign: 1 | (sign bit spread) is +1 or -1; adding +0 turns -0 into +0, so sign(0) = +1 either way.
+        for (int i = 0; i < w.Length; i++) q[i] = (sbyte)(1 | (BitConverter.SingleToInt32Bits(w[i] + 0f) >> 31));
         if (real == 0) return 0;
         // sign(w) · scale has w's sign, so the error is | |w| − scale |.
         var used = tmp[..real];

@@ -127,6 +127,42 @@ public class SoftLabelGeneratorTests
     }
 
     [Fact]
+    public void AKilledRunKeepsItsFinishedPartsAndARerunLabelsOnlyTheRest()
+    {
+        var dir = RealModels.TempDir("softlabels-parts");
+        var oneShot = Path.Combine(dir, "one.parquet");
+        SoftLabelGenerator.Generate(Spec, oneShot, Cnn() with { CheckpointRows = null });
+
+        var output = Path.Combine(dir, "parts.parquet");
+        var options = Cnn() with { CheckpointRows = 70, BatchSize = 32 };
+        using var cts = new CancellationTokenSource();
+        // Stopped once 150 rows are labelled: parts 0 and 1 (rows 0..139) are on disk by then.
+        Assert.ThrowsAny<OperationCanceledException>(() => SoftLabelGenerator.Generate(Spec, output, options,
+            new Progress(p => { if (p.RowsDone >= 150) cts.Cancel(); }), cancellationToken: cts.Token));
+        Assert.False(File.Exists(output));
+        var kept = Directory.GetFiles(output + ".parts", "*.parquet");
+        Assert.True(kept.Length >= 2, $"{kept.Length} parts kept");
+        Assert.All(kept, f => Assert.True(SoftLabelFile.IsComplete(f, out _)));
+        Assert.Empty(Directory.GetFiles(output + ".parts", "*.tmp"));
+
+        var reports = new List<SoftLabelProgress>();
+        var notes = new List<string>();
+        var result = SoftLabelGenerator.Generate(Spec, output, options, new Progress(reports.Add), notes.Add);
+        Assert.Contains(notes, n => n.Contains("already complete"));
+        Assert.True(reports[^1].RowsDone <= 300 - 70 * kept.Length, $"labelled {reports[^1].RowsDone} rows again");
+        Assert.False(Directory.Exists(output + ".parts"));
+        Assert.Equal(300, result.Info.Rows);
+        var a = SoftLabelFileTests.ReadAll(SoftLabelFile.Load(new MLContext(1), oneShot), features: true);
+        var b = SoftLabelFileTests.ReadAll(SoftLabelFile.Load(new MLContext(1), output), features: true);
+        Assert.Equal(a.Select(r => r.Id), b.Select(r => r.Id));
+        for (var r = 0; r < a.Count; r++)
+        {
+            Assert.Equal(a[r].Features, b[r].Features);
+            for (var c = 0; c < 10; c++) Assert.True(Math.Abs(a[r].SoftLabel[c] - b[r].SoftLabel[c]) < 1e-6, $"row {r} class {c}");
+        }
+    }
+
+    [Fact]
     public void GeometricEnsembleOfTwoTeachersMatchesHandComputation()
     {
         var dir = RealModels.TempDir("softlabels-ensemble");

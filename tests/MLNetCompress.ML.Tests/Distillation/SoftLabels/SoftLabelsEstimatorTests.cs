@@ -113,6 +113,20 @@ public class SoftLabelsEstimatorTests
     }
 
     [Fact]
+    public void GeneratorOverADataViewWritesWhatTheEstimatorAdds()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.Cache(Images(ml));
+        var path = Path.Combine(RealModels.TempDir("softlabels-view"), "view.idv");
+        var result = SoftLabelGenerator.Generate(data, path, new SoftLabelOptions { Teachers = [RealModels.CnnSample], Temperature = 2.0, TopK = 10 }, inputColumnName: "Pixels");
+        Assert.Equal(Rows, result.Info.Rows);
+        Assert.False(result.Info.HasLabels);
+        var fromFile = Column(SoftLabelFile.Load(ml, path), SoftLabelFile.SoftLabelColumn);
+        var fromEstimator = Column(ml.Transforms.SoftLabels(RealModels.CnnSample, 2.0, inputColumnName: "Pixels").Fit(data).Transform(data), SoftLabelFile.SoftLabelColumn);
+        AssertNear(fromEstimator.Select(r => r.Select(v => (double)v).ToArray()).ToArray(), fromFile);
+    }
+
+    [Fact]
     public void BadTeacherOptionsAreRefusedWhenTheEstimatorIsMade()
     {
         var ml = new MLContext(seed: 1);

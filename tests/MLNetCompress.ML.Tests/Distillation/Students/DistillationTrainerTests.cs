@@ -33,17 +33,18 @@ public class DistillationTrainerTests
     [InlineData(StudentTrainer.LightGbm)]
     public void AlphaOne_IsPlainHardLabelTraining(StudentTrainer trainer)
     {
+        // One LightGBM thread: its OpenMP workers spin for a long time on a loaded machine.
         var ml = new MLContext(1);
         var rows = SoftLabelRows.Blobs(300, seed: 3);
         var soft = SoftLabelRows.Load(ml, rows);
         var hard = ml.Data.LoadFromEnumerable(rows.Select(r => new HardRow { Features = r.Features, Label = (uint)r.Label }).ToList());
 
         IEstimator<ITransformer> plain = trainer == StudentTrainer.LightGbm
-            ? ml.MulticlassClassification.Trainers.LightGbm(new LightGbmMulticlassTrainer.Options { UseSoftmax = true, NumberOfIterations = 20, MinimumExampleCountPerLeaf = 5, Seed = 1 })
+            ? ml.MulticlassClassification.Trainers.LightGbm(new LightGbmMulticlassTrainer.Options { UseSoftmax = true, NumberOfIterations = 20, MinimumExampleCountPerLeaf = 5, Seed = 1, NumberOfThreads = 1 })
             : ml.Transforms.NormalizeMinMax("Features").Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options()));
         var plainModel = plain.Fit(hard);
         var options = trainer == StudentTrainer.LightGbm
-            ? new DistillationOptions { Trainer = trainer, Alpha = 1, MaximumIterations = 20, MinimumExampleCountPerLeaf = 5, Seed = 1 }
+            ? new DistillationOptions { Trainer = trainer, Alpha = 1, MaximumIterations = 20, MinimumExampleCountPerLeaf = 5, Seed = 1, NumberOfThreads = 1 }
             : new DistillationOptions { Trainer = trainer, Alpha = 1 };
         var result = new DistillationTrainer(ml, options).Train(soft);
         Assert.Equal(300, result.Expansion.ExpandedRows);
@@ -81,15 +82,17 @@ public class DistillationTrainerTests
         Assert.True(restored.Average(s => s.Score.Max()) > atT.Average(s => s.Score.Max()));
     }
 
-    [Theory]
-    [InlineData(StudentTrainer.LbfgsMaximumEntropy, 0.0)]
-    [InlineData(StudentTrainer.LightGbm, 0.3)]
-    public void CnnSoftLabels_GiveASaneStudent_ThatSurvivesSaveLoad(StudentTrainer trainer, double alpha)
+    [Fact]
+    public void CnnSoftLabels_GiveASaneStudent_ThatSurvivesSaveLoad()
     {
+        // L-BFGS only: LightGBM on 784 features takes over a minute here (it is covered on small data above and
+        // end to end in the CLI tests).
+        const StudentTrainer trainer = StudentTrainer.LbfgsMaximumEntropy;
+        const double alpha = 0.2;
         var ml = new MLContext(1);
         var train = SoftLabelRows.Load(ml, SoftLabelRows.FromCnn(FashionMnistSplit.Train, temperature: 2));
         var test = SoftLabelRows.Load(ml, SoftLabelRows.FromCnn(FashionMnistSplit.Test, temperature: 2));
-        var options = new DistillationOptions { Trainer = trainer, Alpha = alpha, Temperature = 2, MaximumIterations = trainer == StudentTrainer.LightGbm ? 40 : 200, Seed = 7 };
+        var options = new DistillationOptions { Trainer = trainer, Alpha = alpha, Temperature = 2, MaximumIterations = 100, Seed = 7 };
         var result = new DistillationTrainer(ml, options).Train(train);
         Assert.Equal(1000, result.Expansion.SourceRows);
         Assert.Equal(1000, result.Expansion.LabeledRows);

@@ -67,6 +67,38 @@ public class StructuredReconstructionTests
     }
 
     [Fact]
+    public void ReconstructionCriterion_RemovesAChannelTheOthersExplain_WhereL1RemovesTheSmallIndependentOne()
+    {
+        // Filter 5 = 2·filter 0 − 1.5·filter 1 (large L1 norms, but no information of their own); filter 3 is small and independent.
+        var w1 = TestTensors.RandomValues(8 * 27, 71);
+        var b1 = TestTensors.RandomValues(8, 72);
+        for (int i = 0; i < 27; i++) { w1[5 * 27 + i] = 2 * w1[i] - 1.5f * w1[27 + i]; w1[3 * 27 + i] *= 0.05f; }
+        b1[5] = 2 * b1[0] - 1.5f * b1[1];
+        var model = TestModels.Model()
+            .Input("x", F, "batch", 3, 6, 6)
+            .Initializer(TestTensors.Float("W1", [8, 3, 3, 3], w1))
+            .Initializer(TestTensors.Float("B1", [8], b1))
+            .Initializer(TestTensors.Random("W2", [4, 8, 1, 1], 73))
+            .Initializer(TestTensors.Random("B2", [4], 74))
+            .Node("Conv", ["x", "W1", "B1"], ["c1"], "conv1", "", Attr.Ints("kernel_shape", 3, 3), Attr.Ints("pads", 1, 1, 1, 1))
+            .Node("Conv", ["c1", "W2", "B2"], ["y"], "conv2", "", Attr.Ints("kernel_shape", 1, 1))
+            .Output("y", F, "batch", 4, 6, 6)
+            .ToBytes();
+        var data = RandomRows(model, 32);
+        var (_, l1, _) = Prune(model, new StructuredPruningOptions { Fraction = 1.0 / 8, KeepAtLeast = 1 });
+        Assert.Equal([3], l1.Groups.Single().Removed);
+        var (rebuilt, obs, _) = Prune(model, new StructuredPruningOptions
+        {
+            Fraction = 1.0 / 8, KeepAtLeast = 1, Criterion = ChannelCriterion.Reconstruction, Reconstruct = true, Calibration = data, Damping = 1e-7,
+        });
+        // 0, 1 and 5 are each a mix of the other two: removing any one of them loses nothing.
+        Assert.Contains(obs.Groups.Single().Removed.Single(), new[] { 0, 1, 5 });
+        Assert.True(MaxAbsDiff(model, rebuilt.ToBytes(), [2, 3, 6, 6]) < 1e-3);
+        Assert.Throws<ArgumentException>(() => new StructuredPruningPass(new StructuredPruningOptions
+        { Fraction = 0.3, Criterion = ChannelCriterion.Reconstruction, Calibration = data }));
+    }
+
+    [Fact]
     public void Cnn_Reconstruction_KeepsTheLogitsCloserThanPlainRemoval_AndTheModelIsSmallerAndRuns()
     {
         var model = File.ReadAllBytes(RealModels.CnnSample);

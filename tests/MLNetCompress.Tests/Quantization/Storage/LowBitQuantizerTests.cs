@@ -21,6 +21,7 @@ public class LowBitQuantizerTests
         // A Conv weight [4, 3, 3, 3]: channel c's scale is the mean |w| of its 27 values, codes are the signs.
         var w = Gaussian(4 * 27, 11);
         w[5] = 0; // sign(0) = +1
+        w[6] = -0f; // and so is sign(-0)
         var (codes, scales, error, layout) = Quantize(w, [4, 3, 3, 3], 0, null, StorageFormat.Binary);
         Assert.Equal((4, 1, 32), (layout.Channels, layout.Blocks, layout.Padded)); // 27 padded to whole bytes
         double worst = 0;

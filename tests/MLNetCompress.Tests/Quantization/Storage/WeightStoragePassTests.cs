@@ -194,6 +194,40 @@ public class WeightStoragePassTests
     }
 
     [Fact]
+    public void ConstantNodeWeightInsideAnIfBranch_StaysInItsBranch_AndRunsInOrt()
+    {
+        var thenBranch = TestModels.Graph("then")
+            .Constant("Wt", TestTensors.Random("Wt", [32, 48], 5))
+            .Node("MatMul", ["x", "Wt"], ["yt"])
+            .OutputUnranked("yt", F);
+        var elseBranch = TestModels.Graph("else")
+            .Node("MatMul", ["x", "Wm"], ["ye"])
+            .OutputUnranked("ye", F);
+        var bytes = TestModels.Model().Input("x", F, 4, 32).Input("c", F, 1)
+            .Initializer(TestTensors.Random("Wm", [32, 48], 6))
+            .Initializer(TestTensors.Float("zero", [1], 0f))
+            .Node("Greater", ["c", "zero"], ["cond"])
+            .If("cond", ["y"], thenBranch, elseBranch)
+            .Output("y", F, 4, 48).ToBytes();
+        var graph = ModelGraph.FromBytes(bytes);
+        var result = PassManager.Run(graph, [new WeightStoragePass(new WeightStorageOptions { Format = StorageFormat.Int4 })])[0];
+        Assert.Equal(2, result.Changes.Count);
+        var then = graph.Scopes.Single(s => s.Path.EndsWith("then_branch", StringComparison.Ordinal));
+        // The branch keeps its weight in Constant nodes; the one lookup table lives in the main graph.
+        Assert.Contains(then.Nodes, n => n.OpType == "Constant" && n.Output[0].StartsWith("Wt_int4_packed", StringComparison.Ordinal));
+        Assert.Single(graph.Main.Initializers, t => t.Name.StartsWith("weight_storage_int4_table", StringComparison.Ordinal));
+        var w = TensorData.ToFloatArray(GraphScope.ConstantNodeTensor(ModelGraph.FromBytes(bytes).Scopes
+            .Single(s => s.Path.EndsWith("then_branch", StringComparison.Ordinal)).Nodes[0])!);
+        var stored = Read(graph, "Wt", StorageFormat.Int4);
+        AssertBound(w, Dequantize(stored, [32, 48], 1), stored, [32, 48], 1, StorageFormat.Int4);
+        foreach (float c in new[] { 1f, -1f })
+        {
+            var inputs = new Dictionary<string, NamedTensor> { ["x"] = new NamedTensor(Gaussian(128, 3), [4, 32]), ["c"] = new NamedTensor([c], [1]) };
+            Assert.True(Cosine(Run(bytes, inputs)[0], Run(graph.ToBytes(), inputs)[0]) > 0.99);
+        }
+    }
+
+    [Fact]
     public void ExcludedNodes_KeepTheirWeightsFloat_WithAReason()
     {
         var graph = TestModels.Model().Input("x", F, 4, 40)
