@@ -34,6 +34,22 @@ public class QuantizeCommandTests(ITestOutputHelper log)
         Assert.False(File.Exists(again));
     }
 
+    [Theory]
+    [InlineData("int8", 3)]   // TensorProto.INT8: S8S8
+    [InlineData("uint8", 2)]  // TensorProto.UINT8: U8S8
+    public async Task Quantize_ActivationTypeNames_SetTheActivationZeroPointType(string name, int expectedType)
+    {
+        var output = Path.Combine(RealModels.TempDir("quantize-cli-act"), $"mlp.{name}.onnx");
+        var run = await Run("quantize", RealModels.MlpSample, "-o", output, "-q", "--activations", name,
+            "--calibration", $"fashion-mnist:{RealModels.FashionMnistSubset}:train", "--calibration-rows", "64", "--eval-rows", "64");
+        Assert.True(run.ExitCode == 0, run.Err + run.Out);
+        var graph = ModelGraph.Load(output);
+        // The activation QuantizeLinear reads the graph input; its zero point's element type is the activation type.
+        var q = graph.Main.Nodes.First(n => n.OpType == "QuantizeLinear" && n.Input[0] == "input");
+        var zeroPoint = graph.Main.Initializers.Single(t => t.Name == q.Input[2]);
+        Assert.Equal(expectedType, zeroPoint.DataType);
+    }
+
     [Fact]
     public async Task Quantize_BadMethod_IsACleanError_AndWritesNothing()
     {

@@ -77,8 +77,9 @@ public sealed class CompressEstimator : IEstimator<OnnxTransformer>
 
         byte[] original = Options.ModelBytes ?? File.ReadAllBytes(Options.ModelFile!);
         IReadOnlyList<MLNetCompress.Data.ModelInputInfo> inputs;
-        using (var runner = ModelRunner.Load(original, runtime with { GraphOptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL }))
-            inputs = runner.Inputs;
+        bool onGpu;
+        using (var runner = ModelRunner.Load(original, runtime with { GraphOptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL }, Options.Log))
+            (inputs, onGpu) = (runner.Inputs, runner.OnGpu);
         // ApplyOnnxModel feeds each model input from the column of the same name; only the named ones come from the data.
         var fed = inputs.Where(i => Options.InputColumnNames.Contains(i.Name, StringComparer.Ordinal)).ToList();
         var feed = new DataViewFeed(input, fed);
@@ -107,8 +108,10 @@ public sealed class CompressEstimator : IEstimator<OnnxTransformer>
 
         // ML.NET's own transformer over the compressed bytes: it keeps them, so Save/Load need no file of ours.
         using var stream = new MemoryStream(CompressedModel, writable: false);
+        // The device is the one our own session got: ML.NET's fallback catches only OnnxRuntimeException, not the
+        // missing CUDA entry point of the CPU runtime package, so a CPU machine is given no GPU request at all.
         return _catalog.ApplyOnnxModel(Options.OutputColumnNames, Options.InputColumnNames, stream, Options.ShapeDictionary,
-            Options.GpuDeviceId, Options.FallbackToCpu, RecursionLimit).Fit(input);
+            onGpu ? Options.GpuDeviceId : null, Options.FallbackToCpu, RecursionLimit).Fit(input);
     }
 
     /// <summary>ML.NET's estimator over the original model, for the schema check (on the CPU: the schema does not depend on the device).</summary>

@@ -13,10 +13,12 @@ public static class RecipeSteps
         ("matmul-nbits", typeof(MatMulNBitsStep)),
         ("prune", typeof(PruneStep)),
         ("reconstruct", typeof(ReconstructStep)),
+        ("prune-structured", typeof(PruneStructuredStep)),
         ("cluster", typeof(ClusterStep)),
         ("lowrank", typeof(LowRankStep)),
         ("sparse-storage", typeof(SparseStorageStep)),
         ("int8-storage", typeof(Int8StorageStep)),
+        ("weight-storage", typeof(WeightStorageStep)),
     ];
 
     private static readonly Dictionary<string, Type> ByName = Table.ToDictionary(r => r.Name, r => r.Type, StringComparer.Ordinal);

@@ -64,6 +64,18 @@ public static class OrtSessionFactory
         }
     }
 
+    /// <summary>The CUDA device to hand to code that creates its own sessions (ML.NET's <c>ApplyOnnxModel</c>, whose
+    /// CPU fallback does not catch the CPU runtime package's missing CUDA entry point): the requested device when
+    /// the CUDA provider can be added, else null (running on the CPU, with a note) when the fallback is allowed.</summary>
+    /// <exception cref="OrtRuntimeException">CUDA was asked for, cannot be added, and <see cref="RuntimeOptions.FallbackToCpu"/> is false.</exception>
+    public static int? UsableGpuDevice(RuntimeOptions options, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.GpuDeviceId is null) return null;
+        using var so = CreateSessionOptions(options, log, out bool usingGpu);
+        return usingGpu ? options.GpuDeviceId : null;
+    }
+
     /// <summary>Session options for <paramref name="options"/>; the caller disposes them after creating the session.</summary>
     /// <param name="options">What to set up.</param>
     /// <param name="log">Receives one-line notes (CUDA fallback, thread pool).</param>

@@ -62,6 +62,32 @@ public class CompressEstimatorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void GpuRequestedWithFallback_FitsAndTransformsOnWhateverDeviceIsThere()
+    {
+        // On a CPU-only machine (the CPU runtime package, or no CUDA device) both the calibration sessions and the
+        // returned OnnxTransformer must fall back to the CPU instead of failing; with -p:UseGpu=true on a CUDA
+        // machine the same test runs on the GPU. Either way the outputs match ML.NET's ApplyOnnxModel on the CPU.
+        var ml = new MLContext(seed: 1);
+        var rows = MnistRows.Load(ml, FashionMnistSplit.Test, 32);
+        var recipe = Recipe.Parse("""{"name":"k256","steps":[{"step":"cluster","clusters":256}],"minCosine":0.99}""");
+        var estimator = ml.Transforms.Compress(new MLNetCompress.ML.Compress.CompressEstimatorOptions
+        {
+            ModelFile = RealModels.CnnSample,
+            Recipe = recipe,
+            OutputColumnNames = ["logits"],
+            InputColumnNames = ["input"],
+            GpuDeviceId = 0,
+            FallbackToCpu = true,
+        });
+        var transformer = estimator.Fit(rows);
+        var original = ml.Transforms.ApplyOnnxModel(["logits"], ["input"], RealModels.CnnSample).Fit(rows);
+        var a = MnistRows.Column(original.Transform(rows), "logits");
+        var b = MnistRows.Column(transformer.Transform(rows), "logits");
+        Assert.Equal(32, b.Length);
+        Assert.True(a.Zip(b, (x, y) => MnistRows.Cosine(x, y)).Min() >= 0.99);
+    }
+
+    [Fact]
     public void StreamOverload_RecipeWithoutCalibration_StillVerifiesOnTheFitData()
     {
         var ml = new MLContext(seed: 1);

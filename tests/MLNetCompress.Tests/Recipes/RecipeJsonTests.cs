@@ -2,8 +2,10 @@ using MLNetCompress.Calibration;
 using MLNetCompress.Clustering;
 using MLNetCompress.LowRank;
 using MLNetCompress.Pruning;
+using MLNetCompress.Pruning.Structured;
 using MLNetCompress.Quantization.NBits;
 using MLNetCompress.Quantization.Qdq;
+using MLNetCompress.Quantization.Storage;
 using MLNetCompress.Recipes;
 using MLNetCompress.Recipes.Steps;
 using MLNetCompress.Testing;
@@ -24,10 +26,13 @@ public class RecipeJsonTests
             { "step": "matmul-nbits", "bits": 8, "blockSize": 64, "algorithm": "gptq" },
             { "step": "prune", "sparsity": 0.5, "global": true, "pattern": "2:4", "layerSparsity": { "w1": 0.25 } },
             { "step": "reconstruct", "damping": 0.05 },
+            { "step": "prune-structured", "fraction": 0.25, "criterion": "activation", "reconstruct": true, "roundTo": 8,
+              "layerFractions": { "conv2": 0.5 }, "exclude": ["conv1"], "calibrationSettings": { "maxRows": 64 } },
             { "step": "cluster", "clusters": 8, "init": "density", "seed": 3 },
             { "step": "lowrank", "targetParams": 0.5, "conv": "tucker", "dataAware": true },
             { "step": "sparse-storage", "maxSizeRatio": 0.8 },
             { "step": "int8-storage", "perChannel": false, "ops": ["Gemm", "MatMul"] },
+            { "step": "weight-storage", "format": "int4", "blockSize": 32, "clip": true, "useNativeInt4": false },
           ]
         }
         """;
@@ -54,13 +59,21 @@ public class RecipeJsonTests
         Assert.True(prune.Global);
         Assert.Equal(0.25, prune.LayerSparsity["w1"]);
         Assert.Equal(0.05, ((ReconstructStep)recipe.Steps[5]).Options.Damping);
-        var cluster = ((ClusterStep)recipe.Steps[6]).Options;
+        var structured = ((PruneStructuredStep)recipe.Steps[6]).Options;
+        Assert.Equal((0.25, ChannelCriterion.Activation, true, 8), (structured.Fraction, structured.Criterion, structured.Reconstruct, structured.RoundTo));
+        Assert.Equal(0.5, structured.LayerFractions["conv2"]);
+        Assert.True(structured.Exclude.SetEquals(["conv1"]));
+        Assert.Equal(64, structured.CalibrationSettings.MaxRows);
+        Assert.Null(structured.Calibration);
+        var cluster = ((ClusterStep)recipe.Steps[7]).Options;
         Assert.Equal((8, KMeansInit.Density, 3), (cluster.Clusters, cluster.Init, cluster.Seed));
-        var lowRank = (LowRankStep)recipe.Steps[7];
+        var lowRank = (LowRankStep)recipe.Steps[8];
         Assert.True(lowRank.DataAware);
         Assert.Equal((0.5, ConvFactorization.Tucker), (lowRank.Options.TargetParams, lowRank.Options.Conv));
-        Assert.Equal(0.8, ((SparseStorageStep)recipe.Steps[8]).Options.MaxSizeRatio);
-        Assert.True(((Int8StorageStep)recipe.Steps[9]).Options.Ops.SetEquals(["Gemm", "MatMul"]));
+        Assert.Equal(0.8, ((SparseStorageStep)recipe.Steps[9]).Options.MaxSizeRatio);
+        Assert.True(((Int8StorageStep)recipe.Steps[10]).Options.Ops.SetEquals(["Gemm", "MatMul"]));
+        var storage = ((WeightStorageStep)recipe.Steps[11]).Options;
+        Assert.Equal((StorageFormat.Int4, 32, true, false, true), (storage.Format, storage.BlockSize, storage.Clip, storage.UseNativeInt4, storage.PerChannel));
         Assert.True(recipe.NeedsCalibration);
 
         // Written and read back: the same JSON again, and defaults are not written.
@@ -70,6 +83,8 @@ public class RecipeJsonTests
         Assert.DoesNotContain("maxIterations", json, StringComparison.Ordinal);
         Assert.DoesNotContain("calibration\"", json, StringComparison.Ordinal);
         Assert.Contains("\"pattern\": \"2:4\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"format\": \"int4\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"criterion\": \"activation\"", json, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -100,6 +115,10 @@ public class RecipeJsonTests
     [InlineData("""{"steps":[{"step":"reconstruct"}]}""", "recipe steps[0] (\"reconstruct\"): reconstruct re-fits the weights a prune step zeroes; put it right after")]
     [InlineData("""{"steps":[{"step":"lowrank"}]}""", "recipe steps[0] (\"lowrank\"): set exactly one of Energy, RankRatio, TargetParams and Vbmf (0 are set)")]
     [InlineData("""{"steps":[{"step":"sparse-storage","foo":1}]}""", "recipe steps[0] (\"sparse-storage\"): unknown field \"foo\"; fields of sparse-storage: exclude, maxSizeRatio, minElements")]
+    [InlineData("""{"steps":[{"step":"weight-storage","format":"int3"}]}""", "recipe steps[0] (\"weight-storage\"): field \"format\" has the wrong type or value")]
+    [InlineData("""{"steps":[{"step":"weight-storage","format":"int4","blockSize":12}]}""", "recipe steps[0] (\"weight-storage\"): BlockSize is 12; it must be a multiple of 8 (8, 16, 32, ...) so that blocks start on whole bytes (field \"blockSize\"); fix that value in this step")]
+    [InlineData("""{"steps":[{"step":"prune-structured","fraction":1}]}""", "recipe steps[0] (\"prune-structured\"): Fraction is 1; it must be in [0, 1) (field \"fraction\"); fix that value in this step")]
+    [InlineData("""{"steps":[{"step":"prune-structured","fraction":0.3,"criterion":"reconstruction"}]}""", "recipe steps[0] (\"prune-structured\"): the Reconstruction criterion ranks channels by the error left after reconstruction: it needs Reconstruct (field \"criterion\")")]
     [InlineData("""{"steps":[]}""", "the recipe has no steps")]
     [InlineData("""{"step":[{"step":"prepare"}]}""", "unknown recipe field \"step\"")]
     [InlineData("""{"steps":[{"step":"prepare"}""", "the recipe is not valid JSON")]
@@ -119,6 +138,38 @@ public class RecipeJsonTests
         var e = Assert.Throws<RecipeException>(() => recipe.Passes(13));
         Assert.StartsWith("recipe steps[1] (\"quantize-static\"): this step needs calibration data; pass --calibration SPEC", e.Message, StringComparison.Ordinal);
         Assert.Equal(1, e.StepIndex);
+    }
+
+    [Theory]
+    [InlineData("""{"step":"prune-structured","fraction":0.25}""", false)]
+    [InlineData("""{"step":"prune-structured","fraction":0.25,"criterion":"activation"}""", true)]
+    [InlineData("""{"step":"prune-structured","fraction":0.25,"reconstruct":true}""", true)]
+    [InlineData("""{"step":"weight-storage","format":"binary"}""", false)]
+    public void NewSteps_AskForCalibrationData_OnlyWhenTheyReadIt(string step, bool needsData)
+    {
+        var recipe = Recipe.Parse($$"""{"steps":[{{step}}]}""");
+        Assert.Equal(needsData, recipe.NeedsCalibration);
+        if (needsData)
+        {
+            var e = Assert.Throws<RecipeException>(() => recipe.Passes(13));
+            Assert.StartsWith($"recipe steps[0] (\"{recipe.Steps[0].Name}\"): this step needs calibration data", e.Message, StringComparison.Ordinal);
+            return;
+        }
+        var pass = Assert.Single(recipe.Passes(13));
+        if (pass is StructuredPruningPass structured) Assert.Null(structured.Options.Calibration);
+        else Assert.Equal(StorageFormat.Binary, Assert.IsType<WeightStoragePass>(pass).Options.Format);
+    }
+
+    [Fact]
+    public void PruneStructured_GetsTheRunnersDataAndRuntime()
+    {
+        var recipe = Recipe.Parse("""{"steps":[{"step":"prune-structured","fraction":0.5,"criterion":"activation","calibrationSettings":{"maxRows":32}}]}""");
+        var feed = new MLNetCompress.Data.RandomFeed([new("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, [-1, 4])]);
+        var runtime = MLNetCompress.Runtime.RuntimeOptions.Default with { IntraOpThreads = 1 };
+        var options = Assert.IsType<StructuredPruningPass>(Assert.Single(recipe.Passes(13, feed, runtime))).Options;
+        Assert.Same(feed, options.Calibration);
+        Assert.Equal(runtime, options.CalibrationSettings.Runtime);
+        Assert.Equal(32, options.CalibrationSettings.MaxRows);
     }
 
     [Fact]

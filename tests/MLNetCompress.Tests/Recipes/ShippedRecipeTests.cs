@@ -1,5 +1,6 @@
 using MLNetCompress.Compression;
 using MLNetCompress.Data;
+using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx;
 using MLNetCompress.Recipes;
 using MLNetCompress.Runtime;
@@ -152,6 +153,57 @@ public class ShippedRecipeTests(ITestOutputHelper output)
         output.WriteLine($"test-split min cosine {cos:F4}");
         Assert.True(cos > 0.9, $"min cosine {cos}");
     }
+
+    [Fact]
+    public void Int4Storage_OnTheCnn_IsOverSevenTimesSmaller_AndKeepsTheTestAccuracy()
+    {
+        var cnn = RealModels.CnnSample;
+        Assert.False(Shipped("int4-storage").NeedsCalibration);
+        // No step reads data: the training rows are only the verification probes.
+        var result = Run(cnn, "int4-storage", Mnist(cnn, FashionMnistSplit.Train), "cnn.int4.onnx");
+        Assert.Equal(["int4-weight-storage"], result.Passes.Select(p => p.PassName));
+        Assert.True(result.CompressionRatio > 7, $"ratio {result.CompressionRatio}");
+        // Accuracy against the labels of the bundled test split (1000 rows), the float model on the same rows as reference.
+        var eval = ModelComparer.Compare(cnn, result.OutputPath, Mnist(cnn, FashionMnistSplit.Test),
+            new EvalOptions { BatchSize = 250, WarmupRuns = 0, MinLatencySamples = 1 }).Outputs[0];
+        double before = eval.BaselineAccuracy!.Value, after = eval.CandidateAccuracy!.Value;
+        output.WriteLine($"test-split accuracy {before:P2} -> {after:P2} over {eval.Rows} rows, min cosine {eval.MinCosine:F4}");
+        Assert.Equal(1000, eval.Rows);
+        Assert.True(Math.Abs(after - before) <= 0.015, $"accuracy {before:P2} -> {after:P2}");
+    }
+
+    [Fact]
+    public void PruneStructured_OnTheCnn_RemovesAQuarterOfTheChannels_AndTheWrittenModelRuns()
+    {
+        var cnn = RealModels.CnnSample;
+        var recipe = Recipe.Parse("""{"name":"structured","steps":[{"step":"prune-structured","fraction":0.25,"criterion":"l1"}]}""");
+        Assert.False(recipe.NeedsCalibration);
+        var outPath = Path.Combine(RealModels.TempDir("recipe-structured"), "cnn.structured.onnx");
+        // Channels removed without a re-fit move the logits more than the default gate allows; the test split judges the result.
+        var result = RecipeRunner.Run(cnn, recipe, new RecipeRunOptions { OutputPath = outPath, Probes = Mnist(cnn, FashionMnistSplit.Train), MinCosine = 0.5 });
+        long before = FloatParameters(cnn), after = FloatParameters(outPath);
+        output.WriteLine($"structured 25% l1: {before:N0} -> {after:N0} float parameters, probe min cosine {result.Verification.MinCosine:F4}; " +
+                         string.Join("; ", result.Passes.Single().Changes));
+        Assert.Equal("structured-pruning", result.Passes.Single().PassName);
+        Assert.True(after < 0.85 * before, $"{before} -> {after} parameters");
+
+        using var runner = ModelRunner.Load(outPath);
+        var batch = Mnist(cnn, FashionMnistSplit.Test).Batches(100, 100).Single();
+        var logits = runner.Run(batch).Outputs[0];
+        Assert.Equal(100, logits.Rows);
+        int correct = 0;
+        for (int r = 0; r < logits.Rows; r++)
+        {
+            var row = logits.Row(r);
+            Assert.Equal(10, row.Length);
+            if (row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)) == batch.Labels![r]) correct++;
+        }
+        output.WriteLine($"test-split accuracy of the pruned model on 100 rows: {correct}%");
+        Assert.True(correct >= 50, $"{correct} of 100 correct");
+    }
+
+    private static long FloatParameters(string path) =>
+        ModelGraph.Load(path).Constants.Where(c => c.DataType == OnnxDataType.Float).Sum(c => c.ElementCount);
 
     private static string PhotoFolder(string[] files)
     {

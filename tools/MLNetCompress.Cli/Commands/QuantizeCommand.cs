@@ -41,11 +41,11 @@ internal static class QuantizeCommand
         var perChannel = new Option<bool>("--per-channel") { Description = "One weight scale per output channel (needs opset 13; the model is upgraded if older)." };
         var activations = new Option<string>("--activations")
         {
-            Description = "Activation type: u8 (default, U8S8) or s8 (S8S8).",
+            Description = "Activation type: u8 or uint8 (default, U8S8: uint8 activations, int8 weights) or s8 or int8 (S8S8).",
             DefaultValueFactory = _ => "u8",
             HelpName = "TYPE",
         };
-        activations.AcceptOnlyFromAmong("u8", "s8");
+        activations.AcceptOnlyFromAmong("u8", "s8", "uint8", "int8");
         var percentile = new Option<double?>("--percentile") { Description = "Upper percentile for --method percentile (default 99.99).", HelpName = "P" };
         var rows = EvalCommand.PositiveInt("--calibration-rows", "Calibration rows to run (default 128).", "N");
         var eval = new Option<string?>("--eval") { Description = "Data to measure latency and fidelity on (default: the calibration data).", HelpName = "SPEC" };
@@ -69,9 +69,11 @@ internal static class QuantizeCommand
         var storageOptions = new QuantizeStorageOptions();
         // ---- end storage ----
         var command = new Command("quantize",
-            "Static int8 QDQ quantization (weights and activations, calibrated) so that ONNX Runtime runs QLinearConv / QGemm / " +
-            "QLinearMatMul; BatchNormalization folding, Identity removal and an opset upgrade run first. Reports the measured latency " +
-            "ratio against the original.")
+            "Quantize a model (--mode): static int8 QDQ on weights and activations, calibrated, so that ONNX Runtime runs QLinearConv / " +
+            "QGemm / QLinearMatMul (the default; BatchNormalization folding, Identity removal, MatMul+Add fusion and an opset upgrade run " +
+            "first; --max-drop keeps the most sensitive layers float within an accuracy budget); dynamic int8 or 4-bit MatMulNBits for " +
+            "transformers; or storage: int8/int4/int2/binary weights expanded at load (a smaller file, same speed). Reports the measured " +
+            "latency ratio against the original.")
         {
             model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab, dynamic,
             reportDir,
@@ -89,7 +91,7 @@ internal static class QuantizeCommand
             // ---- end storage ----
             var mode = modeOptions.Read(r, r.GetValue(dynamic)); // --mode (QuantizeNBits.cs); --dynamic is --mode dynamic
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!, r.GetValue(method)!,
-                r.GetValue(perChannel), r.GetValue(activations)!, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
+                r.GetValue(perChannel), r.GetValue(activations) switch { "int8" => "s8", "uint8" => "u8", var a => a! }, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
                 r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), mode.IsDynamic);
             return await RunAsync(context(r), settings, r.GetValue(reportDir), budgetOptions.Read(r), mode, ct).ConfigureAwait(false);
         });

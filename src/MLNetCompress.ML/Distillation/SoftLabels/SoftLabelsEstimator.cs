@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using MLNetCompress.Runtime;
 
 namespace MLNetCompress.ML.Distillation;
 
@@ -75,7 +76,7 @@ public sealed class SoftLabelsEstimator : IEstimator<ITransformer>
             throw new SoftLabelException($"the teachers give different class counts ({string.Join(", ", classCounts)}); an ensemble needs teachers over the same classes");
         Classes = classCounts.Single();
         var combiner = SoftLabelGraphs.Combiner(columns, options.OutputColumnName, Classes, options.Combine);
-        var combine = ml.Transforms.ApplyOnnxModel([options.OutputColumnName], columns.ToArray(), new MemoryStream(combiner), options.GpuDeviceId, options.FallbackToCpu);
+        var combine = ml.Transforms.ApplyOnnxModel([options.OutputColumnName], columns.ToArray(), new MemoryStream(combiner), Device(options), options.FallbackToCpu);
         _inner = chain!.Append(combine).Append(ml.Transforms.DropColumns(columns.ToArray()));
     }
 
@@ -92,5 +93,9 @@ public sealed class SoftLabelsEstimator : IEstimator<ITransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => _inner.GetOutputSchema(inputSchema);
 
     private static IEstimator<ITransformer> Apply(MLContext ml, string output, string input, byte[] model, SoftLabelsEstimatorOptions options) =>
-        ml.Transforms.ApplyOnnxModel(output, input, new MemoryStream(model), options.GpuDeviceId, options.FallbackToCpu);
+        ml.Transforms.ApplyOnnxModel(output, input, new MemoryStream(model), Device(options), options.FallbackToCpu);
+
+    // ML.NET's own CPU fallback misses the CPU runtime package's absent CUDA entry point: ask ONNX Runtime first.
+    private static int? Device(SoftLabelsEstimatorOptions options) =>
+        OrtSessionFactory.UsableGpuDevice(new RuntimeOptions(GpuDeviceId: options.GpuDeviceId, FallbackToCpu: options.FallbackToCpu));
 }

@@ -6,9 +6,10 @@ namespace MLNetCompress.Quantization.Storage;
 /// <summary>
 /// Packs the codes of a <see cref="StorageFormat"/> tightly into bytes, the first value in the lowest bits
 /// (ONNX's order for int4): int4 two per byte as 4-bit two's complement, int2 four per byte as 2-bit two's
-/// complement, binary eight per byte with bit 1 for +1 and 0 for −1. Also builds the 256-row table that
-/// turns a byte back into its values.
+/// complement, binary eight per byte with bit 1 for +1 and 0 for −1, uint4 two per byte unsigned. Also builds
+/// the 256-row table that turns a byte back into its values.
 /// </summary>
+/// <remarks>Codes travel as <see cref="sbyte"/>; a uint8 code is its byte's bits (200 is <c>unchecked((sbyte)200)</c>).</remarks>
 public static class BitPacking
 {
     /// <summary>Bytes that <paramref name="count"/> values take.</summary>
@@ -26,7 +27,14 @@ public static class BitPacking
         if (packed.Length != length)
             throw new ArgumentException($"{packed.Length} bytes for {codes.Length} {format.Name()} values; they take {length}.", nameof(packed));
         // One vectorized range check, then tight loops without a branch per value.
-        int min = format == StorageFormat.Binary ? -1 : -(1 << (format.Bits() - 1)), max = -min - (format == StorageFormat.Binary ? 0 : 1);
+        var (min, max) = format switch
+        {
+            StorageFormat.Binary => (-1, 1),
+            // Every byte is a uint8 code.
+            StorageFormat.UInt8 => (sbyte.MinValue, sbyte.MaxValue),
+            StorageFormat.UInt4 => (0, format.QMax()),
+            _ => (-(1 << (format.Bits() - 1)), (1 << (format.Bits() - 1)) - 1),
+        };
         if (codes.Length > 0 && (TensorPrimitives.Min(codes) < min || TensorPrimitives.Max(codes) > max
                                  || (format == StorageFormat.Binary && codes.Contains((sbyte)0))))
         {
@@ -37,10 +45,10 @@ public static class BitPacking
         int whole = codes.Length / format.ValuesPerByte();
         switch (format)
         {
-            case StorageFormat.Int8:
+            case StorageFormat.Int8 or StorageFormat.UInt8:
                 MemoryMarshal.AsBytes(codes).CopyTo(packed);
                 return;
-            case StorageFormat.Int4:
+            case StorageFormat.Int4 or StorageFormat.UInt4:
                 for (int j = 0; j < whole; j++)
                     packed[j] = (byte)((codes[2 * j] & 0xF) | (codes[2 * j + 1] << 4));
                 break;
@@ -102,6 +110,7 @@ public static class BitPacking
     {
         StorageFormat.Binary => field == 1 ? 1 : -1,
         StorageFormat.Int8 => (sbyte)field,
+        StorageFormat.UInt8 or StorageFormat.UInt4 => field,
         // Sign-extend the field's top bit.
         _ => field - ((field >> (format.Bits() - 1)) << format.Bits()),
     };

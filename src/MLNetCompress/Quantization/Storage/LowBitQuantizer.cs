@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 
 namespace MLNetCompress.Quantization.Storage;
 
@@ -11,6 +12,11 @@ namespace MLNetCompress.Quantization.Storage;
 /// 0 (binary: +1); they are sliced away at load. With <c>clip</c>, an integer block's scale is instead the one of
 /// <c>max|w| / QMax · {1, 0.95, …, 0.2}</c> with the smallest squared error: the largest values clip, the rest get
 /// finer steps (what makes 2-bit usable).
+/// Asymmetric formats (uint8, uint4): the block's range <c>[min(0, min w), max(0, max w)]</c>, <c>scale = (max − min) / QMax</c>
+/// (1 for a block of zeros), zero point <c>zp = clamp(round(−min / scale), 0, QMax)</c> and
+/// <c>q = clamp(round(w / scale) + zp, 0, QMax)</c>; the weight comes back as <c>q · scale + offset</c> with
+/// <c>offset = −(zp · scale)</c>, so <c>|error| ≤ scale / 2</c> and, the range always holding 0, an exact 0 stays exactly 0
+/// (its code is zp, and <c>zp · scale − zp · scale</c> is 0 in float). Their padding codes are zp.
 /// </summary>
 public static class LowBitQuantizer
 {
@@ -31,7 +37,23 @@ public static class LowBitQuantizer
     /// <param name="maxAbsError">The largest absolute error of the reconstruction.</param>
     /// <param name="clip">Search the scale of integer blocks for the smallest squared error instead of using max|w| / QMax.</param>
     public static bool TryQuantize(float[] values, StorageLayout layout, StorageFormat format, sbyte[] codes, float[] scales, out float maxAbsError,
-        bool clip = false)
+        bool clip = false) =>
+        TryQuantize(values, layout, format, codes, scales, null, out maxAbsError, clip);
+
+    /// <summary>
+    /// As the other overload, and for the asymmetric formats also fills <paramref name="offsets"/> (one per block,
+    /// <c>−zp · scale</c>); the reconstruction is then <c>q · scale + offset</c>, computed as a multiply then an add.
+    /// </summary>
+    /// <param name="values">The weight, in its original row-major layout.</param>
+    /// <param name="layout">Where each value goes.</param>
+    /// <param name="format">The bits per value and their meaning.</param>
+    /// <param name="codes">Receives the quantized values, one per stored slot (a uint8 code as its byte's bits).</param>
+    /// <param name="scales">Receives one scale per block.</param>
+    /// <param name="offsets">Receives one offset per block; required for uint8 and uint4, must be null for the others.</param>
+    /// <param name="maxAbsError">The largest absolute error of the reconstruction.</param>
+    /// <param name="clip">Search the scale of symmetric integer blocks for the smallest squared error instead of using max|w| / QMax.</param>
+    public static bool TryQuantize(float[] values, StorageLayout layout, StorageFormat format, sbyte[] codes, float[] scales, float[]? offsets,
+        out float maxAbsError, bool clip = false)
     {
         ArgumentNullException.ThrowIfNull(values);
         ArgumentNullException.ThrowIfNull(codes);
@@ -42,12 +64,16 @@ public static class LowBitQuantizer
             throw new ArgumentException($"{codes.Length} code slots for {layout.StoredCount} stored values.", nameof(codes));
         if (scales.Length != layout.ScaleCount)
             throw new ArgumentException($"{scales.Length} scales for {layout.ScaleCount} blocks.", nameof(scales));
+        if (format.IsAsymmetric() != offsets is not null)
+            throw new ArgumentException($"{format.Name()} {(offsets is null ? "needs" : "takes no")} offsets.", nameof(offsets));
+        if (offsets is not null && offsets.Length != layout.ScaleCount)
+            throw new ArgumentException($"{offsets.Length} offsets for {layout.ScaleCount} blocks.", nameof(offsets));
 
         var errors = new float[layout.Channels];
         bool finite = true;
         if (values.LongLength < ParallelThreshold || layout.Channels < 2)
         {
-            finite = QuantizeChannels(values, layout, format, clip, codes, scales, errors, 0, layout.Channels);
+            finite = QuantizeChannels(values, layout, format, clip, codes, scales, offsets, errors, 0, layout.Channels);
         }
         else
         {
@@ -56,7 +82,7 @@ public static class LowBitQuantizer
             Parallel.For(0, ranges, k =>
             {
                 int from = (int)((long)layout.Channels * k / ranges), to = (int)((long)layout.Channels * (k + 1) / ranges);
-                if (!QuantizeChannels(values, layout, format, clip, codes, scales, errors, from, to)) Volatile.Write(ref finite, false);
+                if (!QuantizeChannels(values, layout, format, clip, codes, scales, offsets, errors, from, to)) Volatile.Write(ref finite, false);
             });
         }
         maxAbsError = errors.Length == 0 ? 0 : TensorPrimitives.Max(errors);
@@ -64,7 +90,7 @@ public static class LowBitQuantizer
     }
 
     private static bool QuantizeChannels(float[] values, StorageLayout layout, StorageFormat format, bool clip, sbyte[] codes, float[] scales,
-        float[] errors, int from, int to)
+        float[]? offsets, float[] errors, int from, int to)
     {
         int padded = layout.Padded, reduction = layout.Reduction, block = layout.BlockSize;
         var buffer = ArrayPool<float>.Shared.Rent(padded + block);
@@ -82,9 +108,10 @@ public static class LowBitQuantizer
                     int start = b * block, real = Math.Min(block, reduction - start);
                     var w = channel.Slice(start, block);
                     var q = codes.AsSpan((int)((long)c * padded + start), block);
-                    float e = format == StorageFormat.Binary
-                        ? QuantizeBinary(w, real, q, tmp, out scales[c * layout.Blocks + b])
-                        : QuantizeInteger(w, real, format.QMax(), clip, q, tmp, out scales[c * layout.Blocks + b]);
+                    int k = c * layout.Blocks + b;
+                    float e = format == StorageFormat.Binary ? QuantizeBinary(w, real, q, tmp, out scales[k])
+                        : offsets is not null ? QuantizeAsymmetric(w, real, format.QMax(), q, tmp, out scales[k], out offsets[k])
+                        : QuantizeInteger(w, real, format.QMax(), clip, q, tmp, out scales[k]);
                     if (!float.IsFinite(e)) return false;
                     error = MathF.Max(error, e);
                 }
@@ -145,6 +172,39 @@ public static class LowBitQuantizer
         // max / (max / qmax) can land a hair above qmax in float; it must not round past it.
         TensorPrimitives.Min(q, qmax, q);
         TensorPrimitives.Max(q, -qmax, q);
+    }
+
+    /// <summary>Unsigned codes with a zero point of one block; returns the largest error over its <paramref name="real"/> values (NaN when one is not finite).</summary>
+    private static float QuantizeAsymmetric(ReadOnlySpan<float> w, int real, int qmax, Span<sbyte> q, Span<float> tmp, out float scale, out float offset)
+    {
+        // The range always holds 0, so that a zero weight's code is exactly the zero point.
+        float min = real > 0 ? MathF.Min(0, TensorPrimitives.Min(w[..real])) : 0;
+        float max = real > 0 ? MathF.Max(0, TensorPrimitives.Max(w[..real])) : 0;
+        float range = max - min;
+        if (!float.IsFinite(range))
+        {
+            scale = offset = float.NaN;
+            return float.NaN;
+        }
+        scale = range == 0 ? 1 : range / qmax;
+        float zp = Math.Clamp(MathF.Round(-min / scale, MidpointRounding.ToEven), 0, qmax);
+        // Negated after the product, so that zp · scale + offset is exactly 0 in float.
+        offset = -(zp * scale);
+        TensorPrimitives.Divide(w, scale, tmp);
+        TensorPrimitives.Round(tmp, MidpointRounding.ToEven, tmp);
+        TensorPrimitives.Add(tmp, zp, tmp);
+        // round(w / scale) and round(−min / scale) can both round up at the ends of the range: clamp to the codes.
+        TensorPrimitives.Min(tmp, qmax, tmp);
+        TensorPrimitives.Max(tmp, 0, tmp);
+        // Codes up to 255 go into the sbyte slots as their byte's bits.
+        TensorPrimitives.ConvertSaturating(tmp, MemoryMarshal.Cast<sbyte, byte>(q));
+        if (real == 0) return 0;
+        // The error as the load computes the weight: a multiply, then an add (no fused multiply-add).
+        var used = tmp[..real];
+        TensorPrimitives.Multiply(used, scale, used);
+        TensorPrimitives.Add(used, offset, used);
+        TensorPrimitives.Subtract(w[..real], used, used);
+        return MathF.Abs(TensorPrimitives.MaxMagnitude(used));
     }
 
     /// <summary>Sign codes and the mean magnitude of one block; returns the largest error (NaN when a value is not finite).</summary>

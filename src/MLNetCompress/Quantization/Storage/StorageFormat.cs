@@ -14,6 +14,15 @@ public enum StorageFormat
 
     /// <summary>1-bit, as in XNOR-Net: <c>w ≈ sign(w) · scale</c> with <c>scale = mean|w|</c> (sign(0) = +1); eight values per byte, the first in the lowest bit (1 = +1, 0 = -1).</summary>
     Binary,
+
+    /// <summary>
+    /// Asymmetric uint8: <c>q</c> in [0, 255], <c>w ≈ (q − zp) · scale</c> with <c>scale = (max − min) / 255</c> and
+    /// <c>zp = round(−min / scale)</c> over the block's range widened to hold 0, so an exact 0 stays exactly 0.
+    /// </summary>
+    UInt8,
+
+    /// <summary>Asymmetric uint4: <c>q</c> in [0, 15], <c>scale = (max − min) / 15</c>, as <see cref="UInt8"/>; two values per byte, the first in the low nibble.</summary>
+    UInt4,
 }
 
 /// <summary>Facts about each <see cref="StorageFormat"/>.</summary>
@@ -22,8 +31,8 @@ public static class StorageFormats
     /// <summary>Bits per stored value: 8, 4, 2 or 1.</summary>
     public static int Bits(this StorageFormat format) => format switch
     {
-        StorageFormat.Int8 => 8,
-        StorageFormat.Int4 => 4,
+        StorageFormat.Int8 or StorageFormat.UInt8 => 8,
+        StorageFormat.Int4 or StorageFormat.UInt4 => 4,
         StorageFormat.Int2 => 2,
         StorageFormat.Binary => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, "unknown storage format"),
@@ -32,17 +41,29 @@ public static class StorageFormats
     /// <summary>Values packed into one byte: 1, 2, 4 or 8.</summary>
     public static int ValuesPerByte(this StorageFormat format) => 8 / format.Bits();
 
-    /// <summary>The largest quantized magnitude of the integer formats (127, 7, 1); 1 for binary (its values are ±1).</summary>
-    public static int QMax(this StorageFormat format) => format == StorageFormat.Binary ? 1 : (1 << (format.Bits() - 1)) - 1;
+    /// <summary>
+    /// The largest quantized magnitude of the symmetric integer formats (127, 7, 1); 1 for binary (its values are ±1);
+    /// the largest code of the asymmetric ones (255, 15).
+    /// </summary>
+    public static int QMax(this StorageFormat format) => format switch
+    {
+        StorageFormat.Binary => 1,
+        StorageFormat.UInt8 or StorageFormat.UInt4 => (1 << format.Bits()) - 1,
+        _ => (1 << (format.Bits() - 1)) - 1,
+    };
 
-    /// <summary>The name used on the command line and in reports: int8, int4, int2, binary.</summary>
+    /// <summary>True for uint8 and uint4: unsigned codes with a zero point (a per-block offset), the range min..max instead of ±max|w|.</summary>
+    public static bool IsAsymmetric(this StorageFormat format) => format is StorageFormat.UInt8 or StorageFormat.UInt4;
+
+    /// <summary>The name used on the command line and in reports: int8, int4, int2, binary, uint8, uint4.</summary>
     public static string Name(this StorageFormat format) => format switch
     {
         StorageFormat.Binary => "binary",
+        StorageFormat.UInt8 or StorageFormat.UInt4 => "uint" + format.Bits(),
         _ => "int" + format.Bits(),
     };
 
-    /// <summary>Parses <c>int8</c>, <c>int4</c>, <c>int2</c> or <c>binary</c> (case-insensitive); false for anything else.</summary>
+    /// <summary>Parses <c>int8</c>, <c>uint8</c>, <c>int4</c>, <c>uint4</c>, <c>int2</c> or <c>binary</c> (case-insensitive); false for anything else.</summary>
     public static bool TryParse(string? name, out StorageFormat format)
     {
         foreach (var f in Enum.GetValues<StorageFormat>())

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
 
@@ -8,9 +9,10 @@ namespace MLNetCompress.Quantization.Storage;
 /// nodes inserted before its first reader compute it back under its own name. Every input of those nodes is
 /// a constant, so ONNX Runtime folds them into a float initializer when the session is created:
 /// <code>
-/// decode:  Cast(int8|int4 → float)                       [C, blocks, B]
+/// decode:  Cast(int8|int4|uint8|uint4 → float)           [C, blocks, B]
 ///      or  Cast(uint8 → int32) → Gather(table) → Reshape  [C, blocks, B]
 /// scale:   Mul(scales [C, blocks, 1])
+/// offset:  Add(offsets [C, blocks, 1])                      (uint8, uint4: −zp · scale)
 /// layout:  [Reshape → Slice (drop padding)] → [Reshape → Transpose (channel axis not first)] → Reshape(shape)
 /// </code>
 /// followed by a Cast back for float16/bfloat16/double weights.
@@ -66,11 +68,18 @@ internal sealed class WeightExpansion(ModelGraph graph)
                 [Constant(TensorData.FromInt8(graph.UniqueName($"{baseName}_{format}"), stored, w.Codes))], null, CastTo(OnnxDataType.Float)),
             StorageExpansion.CastInt4 => Node("Cast", "decode",
                 [Constant(TensorData.FromInt4(graph.UniqueName($"{baseName}_{format}"), stored, w.Codes))], null, CastTo(OnnxDataType.Float)),
+            // uint8/uint4 codes sit in the sbyte slots as their byte's bits.
+            StorageExpansion.CastUInt8 => Node("Cast", "decode",
+                [Constant(TensorData.FromUInt8(graph.UniqueName($"{baseName}_{format}"), stored, MemoryMarshal.AsBytes(w.Codes.AsSpan())))], null, CastTo(OnnxDataType.Float)),
+            StorageExpansion.CastUInt4 => Node("Cast", "decode",
+                [Constant(TensorData.FromUInt4(graph.UniqueName($"{baseName}_{format}"), stored, MemoryMarshal.AsBytes(w.Codes.AsSpan())))], null, CastTo(OnnxDataType.Float)),
             _ => Reshape(Node("Gather", "unpack", [Table(w.Format), Node("Cast", "bytes", [Constant(Packed(w, graph.UniqueName($"{baseName}_{format}_packed")))],
                 null, CastTo(OnnxDataType.Int32))]), "values", stored),
         };
         var scales = TensorData.FromFloats(graph.UniqueName($"{baseName}_scale"), [layout.Channels, layout.Blocks, 1], w.Scales);
         string current = Node("Mul", "scale", [decoded, Constant(scales)]);
+        if (w.Offsets is { } offsets)
+            current = Node("Add", "offset", [current, Constant(TensorData.FromFloats(graph.UniqueName($"{baseName}_offset"), [layout.Channels, layout.Blocks, 1], offsets))]);
 
         if (layout.Padded != layout.Reduction)
         {

@@ -26,6 +26,7 @@ public sealed record WeightStorageOptions
     /// Integer formats: choose each block's scale among <c>max|w| / QMax · {1, 0.95, …, 0.2}</c> for the smallest squared
     /// error, clipping the largest values, instead of <c>max|w| / QMax</c> (which bounds every error by half a step).
     /// Matters most for int2, whose three levels otherwise round most weights to zero. No effect on binary (its mean |w| is already the best scale).
+    /// Not allowed with uint8/uint4, whose scale and zero point already fit each block's min..max range.
     /// </summary>
     public bool Clip { get; init; }
 
@@ -48,7 +49,9 @@ public sealed record WeightStorageOptions
     public void Validate()
     {
         if (!Enum.IsDefined(Format))
-            throw new ArgumentException($"Format {(int)Format} is not a storage format; use int8, int4, int2 or binary.", nameof(Format));
+            throw new ArgumentException($"Format {(int)Format} is not a storage format; use int8, uint8, int4, uint4, int2 or binary.", nameof(Format));
+        if (Clip && Format.IsAsymmetric())
+            throw new ArgumentException($"Clip applies to the symmetric formats (int8, int4, int2); {Format.Name()} already fits each block's min..max range with a zero point.", nameof(Clip));
         if (MinElements < 0)
             throw new ArgumentException($"MinElements is {MinElements}; it must be 0 or more.", nameof(MinElements));
         if (BlockSize is int b)

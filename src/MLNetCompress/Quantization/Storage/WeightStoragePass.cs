@@ -7,7 +7,8 @@ namespace MLNetCompress.Quantization.Storage;
 
 /// <summary>
 /// Stores the float weights of Conv, ConvTranspose, Gemm and MatMul (and optionally Gather tables) as int8,
-/// int4, 2-bit or 1-bit values with per-channel or per-block float scales, packed tightly, and computes each
+/// int4, 2-bit or 1-bit values with per-channel or per-block float scales (or as uint8/uint4 with a scale and a
+/// zero-point offset per channel or block), packed tightly, and computes each
 /// weight back at load under its original name with nodes ONNX Runtime constant-folds when the session is
 /// created (see <see cref="WeightExpansion"/>): the file shrinks 4x to about 30x and inference runs the same
 /// float kernels at the same speed. A weight-only DequantizeLinear is not used: ONNX Runtime does not fold it
@@ -15,8 +16,9 @@ namespace MLNetCompress.Quantization.Storage;
 /// </summary>
 /// <remarks>
 /// The expansion fits the model's opset, which is never changed: int8 is an int8 tensor and a Cast; int4 is
-/// ONNX's int4 type and a Cast from opset 21, packed bytes and a lookup-table Gather below; 2-bit and binary
-/// are always packed bytes and a lookup table. All forms need opset 7 (Mul broadcasting the scales); older
+/// ONNX's int4 type and a Cast from opset 21, packed bytes and a lookup-table Gather below; uint8 is a uint8
+/// tensor and a Cast; uint4 is ONNX's uint4 type and a Cast from opset 21, the lookup table below; 2-bit and binary
+/// are always packed bytes and a lookup table. uint8/uint4 add the offsets after the scales (Mul, then Add). All forms need opset 7 (Mul broadcasting the scales); older
 /// models are left alone with a reason (upgrade them first with <c>mlnet-compress upgrade</c>).
 /// Weights are found as <see cref="Int8WeightStoragePass"/> finds them (initializers, Constant nodes,
 /// subgraphs, behind a float16 Cast) and skipped for the same reasons.
@@ -49,6 +51,8 @@ public sealed class WeightStoragePass : LayerReportingPass<WeightStoragePlan>
         StorageFormat.Int8 => StorageExpansion.CastInt8,
         // ONNX's int4 type needs IR 10 and Cast from int4 needs opset 21.
         StorageFormat.Int4 when Options.UseNativeInt4 && opset >= NativeInt4Opset && irVersion >= 10 => StorageExpansion.CastInt4,
+        StorageFormat.UInt8 => StorageExpansion.CastUInt8,
+        StorageFormat.UInt4 when Options.UseNativeInt4 && opset >= NativeInt4Opset && irVersion >= 10 => StorageExpansion.CastUInt4,
         _ => StorageExpansion.LookupTable,
     };
 
@@ -100,8 +104,8 @@ public sealed class WeightStoragePass : LayerReportingPass<WeightStoragePlan>
         // The int8 and int4 tensors pad each channel to whole bytes of their own type; packed bytes to the format's.
         int perByte = expansion switch
         {
-            StorageExpansion.CastInt8 => 1,
-            StorageExpansion.CastInt4 => 2,
+            StorageExpansion.CastInt8 or StorageExpansion.CastUInt8 => 1,
+            StorageExpansion.CastInt4 or StorageExpansion.CastUInt4 => 2,
             _ => Options.Format.ValuesPerByte(),
         };
         int? axis = Options.PerChannel && dims.Length >= 2 ? WeightInputs.Axis(c.Consumer, c.InputIndex, dims.Length) : null;
@@ -119,14 +123,15 @@ public sealed class WeightStoragePass : LayerReportingPass<WeightStoragePlan>
         var values = ReadFloats(c.Source.Tensor);
         var codes = new sbyte[layout.StoredCount];
         var scales = new float[layout.ScaleCount];
-        if (!LowBitQuantizer.TryQuantize(values, layout, Options.Format, codes, scales, out float error, Options.Clip))
+        var offsets = Options.Format.IsAsymmetric() ? new float[layout.ScaleCount] : null;
+        if (!LowBitQuantizer.TryQuantize(values, layout, Options.Format, codes, scales, offsets, out float error, Options.Clip))
         {
             reason = $"it holds NaN or infinite values, which {Options.Format.Name()} cannot represent.";
             return null;
         }
-        return new PlannedStorage(c, dims, Options.Format, layout, expansion, codes, scales, error);
+        return new PlannedStorage(c, dims, Options.Format, layout, expansion, codes, scales, offsets, error);
 
-        long Size(StorageLayout l) => BitPacking.PackedLength(Options.Format, l.StoredCount) + 4L * l.ScaleCount;
+        long Size(StorageLayout l) => BitPacking.PackedLength(Options.Format, l.StoredCount) + 4L * l.ScaleCount * (Options.Format.IsAsymmetric() ? 2 : 1);
     }
 
     /// <summary>

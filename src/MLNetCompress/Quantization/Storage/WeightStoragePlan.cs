@@ -14,6 +14,12 @@ public enum StorageExpansion
     /// <summary>An ONNX int4 tensor and <c>Cast(→ float)</c> (opset 21 and up).</summary>
     CastInt4,
 
+    /// <summary>A uint8 tensor and <c>Cast(→ float)</c> (uint8 storage, any opset the pass accepts).</summary>
+    CastUInt8,
+
+    /// <summary>An ONNX uint4 tensor and <c>Cast(→ float)</c> (uint4 storage, opset 21 and up).</summary>
+    CastUInt4,
+
     /// <summary>Packed uint8 bytes, <c>Cast(→ int32)</c> and a <c>Gather</c> of rows of a [256, values-per-byte] table (opset 7 and up).</summary>
     LookupTable,
 }
@@ -27,7 +33,7 @@ public sealed record WeightStoragePlan(IReadOnlyList<PlannedStorage> Weights, IR
 public sealed class PlannedStorage
 {
     internal PlannedStorage(WeightCandidate candidate, long[] shape, StorageFormat format, StorageLayout layout,
-        StorageExpansion expansion, sbyte[] codes, float[] scales, float maxAbsError)
+        StorageExpansion expansion, sbyte[] codes, float[] scales, float[]? offsets, float maxAbsError)
     {
         Source = candidate.Source;
         OpType = candidate.Consumer.OpType;
@@ -37,6 +43,7 @@ public sealed class PlannedStorage
         Expansion = expansion;
         Codes = codes;
         Scales = scales;
+        Offsets = offsets;
         MaxAbsError = maxAbsError;
     }
 
@@ -73,16 +80,22 @@ public sealed class PlannedStorage
     /// <summary>Number of scales.</summary>
     public int ScaleCount => Scales.Length;
 
-    /// <summary>Largest <c>|w − q · scale|</c> over the weight (before any cast back to a 16-bit type).</summary>
+    /// <summary>True when each block also has an offset (<c>−zp · scale</c>): uint8 and uint4.</summary>
+    public bool HasOffsets => Offsets is not null;
+
+    /// <summary>Largest <c>|w − q · scale|</c> (asymmetric formats: <c>|w − (q · scale + offset)|</c>) over the weight (before any cast back to a 16-bit type).</summary>
     public float MaxAbsError { get; }
 
     /// <summary>Payload bytes before.</summary>
     public long BytesBefore => OnnxDataTypes.ByteCount(DataType, TensorData.ElementCount(ShapeArray));
 
-    /// <summary>Payload bytes after: the packed values plus a float per scale (the lookup table, at most 8 KiB per model and format, is shared and not counted).</summary>
-    public long BytesAfter => BitPacking.PackedLength(Format, Codes.LongLength) + 4L * Scales.Length;
+    /// <summary>Payload bytes after: the packed values plus a float per scale and per offset (the lookup table, at most 8 KiB per model and format, is shared and not counted).</summary>
+    public long BytesAfter => BitPacking.PackedLength(Format, Codes.LongLength) + 4L * Scales.Length * (HasOffsets ? 2 : 1);
 
-    /// <summary>The storage after, in words, e.g. <c>int4 per-channel (axis 0), blocks of 32 + 256 float scales, lookup table</c>.</summary>
+    /// <summary>
+    /// The storage after, in words, e.g. <c>int4 per-channel (axis 0), blocks of 32 + 256 float scales, lookup table</c>
+    /// or <c>uint4 per-channel (axis 0) + 16 float scales and offsets, lookup table</c>.
+    /// </summary>
     public string StorageAfter
     {
         get
@@ -94,7 +107,8 @@ public sealed class PlannedStorage
                 StorageExpansion.LookupTable => "lookup table",
                 _ => "cast",
             };
-            return string.Create(CultureInfo.InvariantCulture, $"{Format.Name()} {grouping}{blocks} + {Scales.Length} float scales, {how}");
+            string offsets = HasOffsets ? " and offsets" : "";
+            return string.Create(CultureInfo.InvariantCulture, $"{Format.Name()} {grouping}{blocks} + {Scales.Length} float scales{offsets}, {how}");
         }
     }
 
@@ -105,6 +119,8 @@ public sealed class PlannedStorage
     internal sbyte[] Codes { get; }
 
     internal float[] Scales { get; }
+
+    internal float[]? Offsets { get; }
 
     /// <summary>The row for the compression report.</summary>
     public LayerChange ToLayerChange() =>
