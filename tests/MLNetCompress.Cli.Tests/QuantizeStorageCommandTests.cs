@@ -16,6 +16,7 @@ public class QuantizeStorageCommandTests(ITestOutputHelper log)
 
     [Theory]
     [InlineData("int4 --per-channel", 7.0, "weights int4, scales per output channel")]
+    [InlineData("uint4 --per-channel", 7.0, "weights uint4, scales per output channel")]
     [InlineData("binary --block-size 64 --min-cosine 0.5", 18.0, "weights binary, scales blocks of 64 along the reduction axis")]
     [InlineData("int2 --per-channel --clip --min-cosine 0.5", 12.0, "weights int2, scales per output channel, clipped")]
     public async Task CnnSample_EndToEnd_SmallerFile_PrintsAccuracyAndLatencyRatio(string options, double minRatio, string method)
@@ -27,6 +28,7 @@ public class QuantizeStorageCommandTests(ITestOutputHelper log)
         Assert.True(run.ExitCode == 0, run.Err);
         Assert.Contains(method, run.Out);
         Assert.Contains("lookup-table Gather (opset 13)", run.Out);
+        if (options.StartsWith('u')) Assert.Contains("offsets added after the scales", run.Out);
         Assert.Contains("latency ratio", run.Out);
         // Accuracy on the bundled subset, before and after, as the fidelity line prints it.
         Assert.Matches(new Regex(@"accuracy \d+\.\d% -> \d+\.\d%"), run.Out);
@@ -71,6 +73,8 @@ public class QuantizeStorageCommandTests(ITestOutputHelper log)
 
     [Theory]
     [InlineData("--mode storage --weights int3", "unknown --weights 'int3'")]
+    [InlineData("--mode storage --weights uint2", "expected int8, uint8, int4, uint4, int2 or binary")]
+    [InlineData("--mode storage --weights uint4 --clip", "uint4 already fits each group's min..max range with a zero point (drop --clip)")]
     [InlineData("--weights int4", "--weights applies to --mode storage")]
     [InlineData("--clip", "--clip applies to --mode storage")]
     [InlineData("--mode storage --weights int4 --block-size 12", "multiple of 8")]
@@ -91,7 +95,7 @@ public class QuantizeStorageCommandTests(ITestOutputHelper log)
     {
         var run = await Run("quantize", "--help");
         Assert.Equal(0, run.ExitCode);
-        foreach (var text in new[] { "--weights", "int2", "binary", "XNOR-Net", "--clip" })
+        foreach (var text in new[] { "--weights", "int2", "binary", "XNOR-Net", "--clip", "uint8", "uint4", "zero point" })
             Assert.Contains(text, run.Out);
     }
 }

@@ -21,9 +21,6 @@ public sealed record KMeansClusteringOptions
     /// <summary>Lloyd iterations at most per layer (each is O(K log n), so the default runs to convergence).</summary>
     public int MaxIterations { get; init; } = 10_000;
 
-    /// <summary>k-means++ seedings tried per layer (from <see cref="Seed"/> on); the one with the smallest error is kept.</summary>
-    public int Restarts { get; init; } = 1;
-
     /// <summary>Keep exact zeros (a pruned layer's) exactly zero with a dedicated zero centroid at index 0.</summary>
     public bool PreserveZeros { get; init; } = true;
 
@@ -41,7 +38,6 @@ public sealed record KMeansClusteringOptions
     {
         if (Clusters is < 2 or > 256) throw new ArgumentException($"Clusters is {Clusters}; it must be in [2, 256].", nameof(Clusters));
         if (MaxIterations < 0) throw new ArgumentException($"MaxIterations is {MaxIterations}; it must be 0 or more.", nameof(MaxIterations));
-        if (Restarts < 1) throw new ArgumentException($"Restarts is {Restarts}; it must be 1 or more.", nameof(Restarts));
         if (!Enum.IsDefined(Init)) throw new ArgumentException($"Init {Init} is not a known initialization.", nameof(Init));
         if (MinElements < 0) throw new ArgumentException($"MinElements is {MinElements}; it must be 0 or more.", nameof(MinElements));
         ArgumentNullException.ThrowIfNull(Ops, nameof(Ops));

@@ -99,7 +99,7 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
             // Index 0 is the zero centroid; the non-zeros share the other K − 1.
             var nonZero = new float[values.Length - zeros];
             for (int i = 0, j = 0; i < values.Length; i++) if (values[i] != 0) nonZero[j++] = values[i];
-            fit = KMeans1D.Fit(nonZero, Options.Clusters - 1, Options.Init, Options.Seed, Options.MaxIterations, Options.Restarts);
+            fit = KMeans1D.Fit(nonZero, Options.Clusters - 1, Options.Init, Options.Seed, Options.MaxIterations);
             codebook = [0f, .. fit.Centroids];
             var scratch = new byte[1];
             for (int i = 0; i < values.Length; i++)
@@ -111,7 +111,7 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
         }
         else
         {
-            fit = KMeans1D.Fit(values, Options.Clusters, Options.Init, Options.Seed, Options.MaxIterations, Options.Restarts);
+            fit = KMeans1D.Fit(values, Options.Clusters, Options.Init, Options.Seed, Options.MaxIterations);
             codebook = fit.Centroids;
             KMeans1D.Assign(values, codebook, indices);
         }

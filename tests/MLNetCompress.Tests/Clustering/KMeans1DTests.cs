@@ -92,6 +92,20 @@ public class KMeans1DTests
     }
 
     [Fact]
+    public void DefaultIterations_RunLloydToConvergence_OnManyClustersOfPeakedData()
+    {
+        // Peaked, long-tailed like conv weights: with many clusters Lloyd needs hundreds of iterations.
+        var x = TestTensors.RandomValues(200_000, 11).Select(v => v * v * v).ToArray();
+        var capped = KMeans1D.Fit(x, 128, KMeansInit.KMeansPlusPlus, seed: 2, maxIterations: 20);
+        var fit = KMeans1D.Fit(x, 128, KMeansInit.KMeansPlusPlus, seed: 2);
+        Assert.False(capped.Converged);
+        Assert.True(fit.Converged);
+        Assert.True(fit.Iterations > 20);
+        Assert.True(fit.SumOfSquaredErrors < capped.SumOfSquaredErrors);
+        Assert.Equal(Sse(x, fit.Centroids), fit.SumOfSquaredErrors, fit.SumOfSquaredErrors * 1e-9);
+    }
+
+    [Fact]
     public void Assign_GivesEveryValueItsNearestCentroid()
     {
         var x = TestTensors.RandomValues(5000, 2);

@@ -180,7 +180,7 @@ public class ShippedRecipeTests(ITestOutputHelper output)
         Assert.False(recipe.NeedsCalibration);
         var outPath = Path.Combine(RealModels.TempDir("recipe-structured"), "cnn.structured.onnx");
         // Channels removed without a re-fit move the logits more than the default gate allows; the test split judges the result.
-        var result = RecipeRunner.Run(cnn, recipe, new RecipeRunOptions { OutputPath = outPath, Probes = Mnist(cnn, FashionMnistSplit.Train), MinCosine = 0.5 });
+        var result = RecipeRunner.Run(cnn, recipe, new RecipeRunOptions { OutputPath = outPath, Probes = Mnist(cnn, FashionMnistSplit.Train), MinCosine = 0.9 });
         long before = FloatParameters(cnn), after = FloatParameters(outPath);
         output.WriteLine($"structured 25% l1: {before:N0} -> {after:N0} float parameters, probe min cosine {result.Verification.MinCosine:F4}; " +
                          string.Join("; ", result.Passes.Single().Changes));
@@ -199,7 +199,7 @@ public class ShippedRecipeTests(ITestOutputHelper output)
             if (row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)) == batch.Labels![r]) correct++;
         }
         output.WriteLine($"test-split accuracy of the pruned model on 100 rows: {correct}%");
-        Assert.True(correct >= 50, $"{correct} of 100 correct");
+        Assert.True(correct >= 80, $"{correct} of 100 correct");
     }
 
     private static long FloatParameters(string path) =>

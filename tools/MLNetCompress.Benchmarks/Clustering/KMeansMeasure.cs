@@ -7,7 +7,7 @@ using MLNetCompress.Onnx;
 namespace MLNetCompress.Benchmarks.Clustering;
 
 /// <summary>
-/// <c>kmeans [--clusters K] [--runs N] [--seeds S] [--max-iterations M] [--restarts R] [--no-reference]</c>: 1-D k-means of ResNet18's largest weight tensor (the
+/// <c>kmeans [--clusters K] [--runs N] [--seeds S] [--max-iterations M] [--no-reference]</c>: 1-D k-means of ResNet18's largest weight tensor (the
 /// 512×512×3×3 conv of layer4, 2.36M values) into K clusters (256). Times <see cref="KMeans1D.Fit"/> (median of N
 /// runs after a warm-up) and compares its sum of squared errors with an independent textbook reference written here:
 /// k-means++ seeding by D² sampling over every value, then Lloyd's iterations (each value assigned to its nearest
@@ -19,7 +19,7 @@ public static class KMeansMeasure
     public static int Run(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        int k = 256, runs = 5, seeds = 1, maxIterations = 10_000, restarts = 1;
+        int k = 256, runs = 5, seeds = 1, maxIterations = 10_000;
         bool reference = true;
         for (int i = 0; i < args.Length; i++)
         {
@@ -30,10 +30,9 @@ public static class KMeansMeasure
                 case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--seeds": seeds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--max-iterations": maxIterations = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--restarts": restarts = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--no-reference": reference = false; break;
                 default:
-                    Console.Error.WriteLine($"error: unknown kmeans option '{args[i]}'; use --clusters K, --runs N, --seeds S, --max-iterations M and --restarts R (KMeans1D's), --no-reference.");
+                    Console.Error.WriteLine($"error: unknown kmeans option '{args[i]}'; use --clusters K, --runs N, --seeds S, --max-iterations M (KMeans1D's), --no-reference.");
                     return 2;
             }
         }
@@ -59,13 +58,13 @@ public static class KMeansMeasure
 
             foreach (var init in new[] { KMeansInit.KMeansPlusPlus, KMeansInit.Density, KMeansInit.Linear })
             {
-                KMeans1D.Fit(weights, k, init, seed, maxIterations, restarts); // warm-up (JIT)
+                KMeans1D.Fit(weights, k, init, seed, maxIterations); // warm-up (JIT)
                 var times = new double[runs];
                 KMeansResult result = null!;
                 for (int r = 0; r < runs; r++)
                 {
                     sw.Restart();
-                    result = KMeans1D.Fit(weights, k, init, seed, maxIterations, restarts);
+                    result = KMeans1D.Fit(weights, k, init, seed, maxIterations);
                     times[r] = sw.Elapsed.TotalSeconds;
                 }
                 Array.Sort(times);

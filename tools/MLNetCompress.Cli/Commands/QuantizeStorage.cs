@@ -17,7 +17,7 @@ internal sealed record QuantizeStorageRun(string Model, string Output, string Ca
     double MinCosine, string? Vocab, string? ReportDir, bool PerChannel);
 
 /// <summary>
-/// <c>quantize --mode storage --weights int8|int4|int2|binary [--block-size N] [--per-channel]</c>: weights stored in fewer bits,
+/// <c>quantize --mode storage --weights int8|uint8|int4|uint4|int2|binary [--block-size N] [--per-channel]</c>: weights stored in fewer bits,
 /// packed, and expanded at load by nodes ONNX Runtime folds (see <see cref="WeightStoragePass"/>): a smaller file that runs at the
 /// float model's speed. Kept beside <see cref="QuantizeCommand"/> so that the command's file holds only the registration and one branch.
 /// </summary>
@@ -32,8 +32,10 @@ internal sealed class QuantizeStorageOptions
 
     private readonly Option<string?> _weights = new("--weights")
     {
-        Description = "storage: how each weight value is stored: int8 (default), int4 (two per byte), int2 (four per byte, values -1/0/1) or " +
-                      "binary (one bit: sign x the mean |w| of the channel or block, as in XNOR-Net). One scale per tensor, per output " +
+        Description = "storage: how each weight value is stored: int8 (default), int4 (two per byte), int2 (four per byte, values -1/0/1), " +
+                      "binary (one bit: sign x the mean |w| of the channel or block, as in XNOR-Net), or the asymmetric uint8 and uint4 " +
+                      "(two per byte): codes 0..255 or 0..15 over each group's min..max range with a zero point, the range always holding 0 " +
+                      "so that exact zeros stay exact. One scale (and offset) per tensor, per output " +
                       "channel with --per-channel, or per block of --block-size values along the reduction axis.",
         HelpName = "TYPE",
     };
@@ -73,10 +75,12 @@ internal sealed class QuantizeStorageOptions
                 throw new InputException($"{option.Name} does not apply to --mode storage; drop it");
         string weights = r.GetValue(_weights) ?? "int8";
         if (!StorageFormats.TryParse(weights, out var format))
-            throw new InputException($"unknown --weights '{weights}' for --mode storage; expected int8, int4, int2 or binary");
+            throw new InputException($"unknown --weights '{weights}' for --mode storage; expected int8, uint8, int4, uint4, int2 or binary");
         bool clip = r.GetValue(_clip);
         if (clip && format == StorageFormat.Binary)
             throw new InputException("--clip applies to --weights int8, int4 and int2; binary's scale is already the mean |w| (drop --clip)");
+        if (clip && format.IsAsymmetric())
+            throw new InputException($"--clip applies to --weights int8, int4 and int2; {format.Name()} already fits each group's min..max range with a zero point (drop --clip)");
         int? blockSize = r.GetValue<int?>("--block-size");
         if (blockSize is int b && (b < 8 || b % 8 != 0))
             throw new InputException($"--block-size for --mode storage takes a multiple of 8 (16, 32, 64, ...), not {b}");
@@ -141,7 +145,9 @@ internal sealed class QuantizeStorageOptions
         {
             StorageExpansion.CastInt4 => "ONNX int4 tensors cast to float",
             StorageExpansion.CastInt8 => "int8 tensors cast to float",
-            _ => $"packed bytes unpacked by a lookup-table Gather (opset {graph.OnnxOpset})",
+            StorageExpansion.CastUInt8 => "uint8 tensors cast to float, offsets added after the scales",
+            StorageExpansion.CastUInt4 => "ONNX uint4 tensors cast to float, offsets added after the scales",
+            _ => $"packed bytes unpacked by a lookup-table Gather (opset {graph.OnnxOpset})" + (format.IsAsymmetric() ? ", offsets added after the scales" : ""),
         };
         doc.Fields(
             ("method", $"storage: weights {format.Name()}, scales {grouping}; {how}, folded by ONNX Runtime when the session is created"),

@@ -34,6 +34,23 @@ public class BitPackingTests
     }
 
     [Fact]
+    public void UInt4_TwoPerByte_FirstInTheLowNibble_Unsigned()
+    {
+        // [1, 15] -> 0x1 | 0xF << 4 = 0xF1; [8, 9] -> 0x98; [0, 3] -> 0x30; [14] -> 0x0E, high nibble padded with 0.
+        Assert.Equal(new byte[] { 0xF1, 0x98, 0x30, 0x0E }, Pack(StorageFormat.UInt4, 1, 15, 8, 9, 0, 3, 14));
+        // Unpacked without sign extension: 0xF1's high nibble is 15, not -1.
+        Assert.Equal(15, BitPacking.Unpack(StorageFormat.UInt4, [0xF1], 1));
+    }
+
+    [Fact]
+    public void UInt8_IsOneByteEach_TheCodesBitsAsTheByte()
+    {
+        // uint8 codes travel as sbyte bits: 200 is unchecked((sbyte)200) = -56.
+        Assert.Equal(new byte[] { 0x00, 0xC8, 0xFF }, Pack(StorageFormat.UInt8, 0, unchecked((sbyte)200), unchecked((sbyte)255)));
+        Assert.Equal(200, BitPacking.Unpack(StorageFormat.UInt8, [0x00, 0xC8], 1));
+    }
+
+    [Fact]
     public void Int8_IsOneByteEach()
     {
         Assert.Equal(new byte[] { 0x01, 0xFF, 0x81 }, Pack(StorageFormat.Int8, 1, -1, -127));
@@ -44,6 +61,8 @@ public class BitPackingTests
     [InlineData(StorageFormat.Int4, -9)]
     [InlineData(StorageFormat.Int2, 2)]
     [InlineData(StorageFormat.Binary, 0)]
+    [InlineData(StorageFormat.UInt4, 16)]
+    [InlineData(StorageFormat.UInt4, -1)]
     public void CodesOutsideTheFormat_AreRejected(StorageFormat format, int code)
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Pack(format, 1, (sbyte)code));
@@ -53,6 +72,7 @@ public class BitPackingTests
     [InlineData(StorageFormat.Int4)]
     [InlineData(StorageFormat.Int2)]
     [InlineData(StorageFormat.Binary)]
+    [InlineData(StorageFormat.UInt4)]
     public void LookupTable_RowOfEachByte_IsItsCodes_AndUnpackAgrees(StorageFormat format)
     {
         int perByte = format.ValuesPerByte(), bits = 8 / perByte;
@@ -62,12 +82,14 @@ public class BitPackingTests
             for (int k = 0; k < perByte; k++)
             {
                 int field = (v >> (k * bits)) & ((1 << bits) - 1);
-                int expected = format == StorageFormat.Binary ? 2 * field - 1 : field >= 1 << (bits - 1) ? field - (1 << bits) : field;
+                int expected = format == StorageFormat.Binary ? 2 * field - 1
+                    : format == StorageFormat.UInt4 || field < 1 << (bits - 1) ? field : field - (1 << bits);
                 Assert.Equal(expected, table[v * perByte + k]);
                 Assert.Equal(expected, BitPacking.Unpack(format, [(byte)v], k));
             }
         // Spot checks from the hand-packed bytes above.
         if (format == StorageFormat.Int4) Assert.Equal([1f, -1f], table.AsSpan(0xF1 * 2, 2).ToArray());
+        if (format == StorageFormat.UInt4) Assert.Equal([1f, 15f], table.AsSpan(0xF1 * 2, 2).ToArray());
         if (format == StorageFormat.Binary) Assert.Equal([1f, -1, -1, 1, 1, 1, -1, 1], table.AsSpan(0xB9 * 8, 8).ToArray());
     }
 }

@@ -135,8 +135,70 @@ public class LowBitQuantizerTests
     }
 
     [Theory]
+    [InlineData(StorageFormat.UInt8, false, null)]
+    [InlineData(StorageFormat.UInt8, true, null)]
+    [InlineData(StorageFormat.UInt4, false, null)]
+    [InlineData(StorageFormat.UInt4, true, null)]
+    [InlineData(StorageFormat.UInt4, true, 16)]
+    public void Asymmetric_MinMaxWithZeroPoint_WithinHalfAScale_AndZerosStayExact(StorageFormat format, bool perChannel, int? block)
+    {
+        // MatMul B [40, 24] (channels are columns): Gaussian, every 5th value an exact 0, column 3 all positive
+        // and column 7 all negative (the range is widened to hold 0: zp = 0 and zp = qmax).
+        var w = Gaussian(40 * 24, 17);
+        for (int i = 0; i < w.Length; i += 5) w[i] = 0;
+        for (int r = 0; r < 40; r++)
+        {
+            w[r * 24 + 3] = Math.Abs(w[r * 24 + 3]) + 0.1f;
+            w[r * 24 + 7] = -Math.Abs(w[r * 24 + 7]) - 0.1f;
+        }
+        int? axis = perChannel ? 1 : null;
+        var layout = new StorageLayout([40, 24], axis, block, format.ValuesPerByte());
+        var codes = new sbyte[layout.StoredCount];
+        var scales = new float[layout.ScaleCount];
+        var offsets = new float[layout.ScaleCount];
+        Assert.True(LowBitQuantizer.TryQuantize(w, layout, format, codes, scales, offsets, out float error));
+        int qmax = format == StorageFormat.UInt8 ? 255 : 15;
+        double worst = 0;
+        for (int c = 0; c < layout.Channels; c++)
+            for (int b = 0; b < layout.Blocks; b++)
+            {
+                // The values of this block: (row, column) pairs in storage order.
+                var members = Enumerable.Range(b * layout.BlockSize, Math.Min(layout.BlockSize, layout.Reduction - b * layout.BlockSize))
+                    .Select(r => (Code: c * layout.Padded + r, Source: (int)layout.SourceIndex(c, r))).ToList();
+                double lo = Math.Min(0, members.Min(m => w[m.Source])), hi = Math.Max(0, members.Max(m => w[m.Source]));
+                float s = scales[c * layout.Blocks + b], offset = offsets[c * layout.Blocks + b];
+                Assert.True(Math.Abs((hi - lo) / qmax - s) <= 1e-6 * (hi - lo) / qmax, $"scale {s} vs (max - min)/qmax {(hi - lo) / qmax}");
+                double zp = Math.Clamp(Math.Round(-lo / s, MidpointRounding.ToEven), 0, qmax);
+                Assert.Equal(-(float)(zp * s), offset);
+                if (perChannel && block is null && c == 3) Assert.Equal(0, zp);
+                if (perChannel && block is null && c == 7) Assert.Equal(qmax, zp);
+                foreach (var (code, source) in members)
+                {
+                    int q = (byte)codes[code];
+                    Assert.InRange(q, 0, qmax);
+                    float back = q * s + offset;
+                    if (w[source] == 0) Assert.True(back == 0, $"0 at {source} came back as {back}");
+                    double e = Math.Abs(back - w[source]);
+                    Assert.True(e <= s / 2 * (1 + 1e-4), $"{source}: error {e} > scale/2 {s / 2}");
+                    worst = Math.Max(worst, e);
+                }
+            }
+        Assert.Equal(worst, error, 5);
+    }
+
+    [Fact]
+    public void Asymmetric_NeedsOffsets_AndSymmetricTakesNone()
+    {
+        var w = Gaussian(64, 18);
+        var layout = new StorageLayout([4, 16], 0, null, 2);
+        Assert.Throws<ArgumentException>(() => LowBitQuantizer.TryQuantize(w, layout, StorageFormat.UInt4, new sbyte[layout.StoredCount], new float[4], out _));
+        Assert.Throws<ArgumentException>(() => LowBitQuantizer.TryQuantize(w, layout, StorageFormat.Int4, new sbyte[layout.StoredCount], new float[4], new float[4], out _));
+    }
+
+    [Theory]
     [InlineData(StorageFormat.Int4)]
     [InlineData(StorageFormat.Binary)]
+    [InlineData(StorageFormat.UInt4)]
     public void NaNOrInfinity_IsRefused(StorageFormat format)
     {
         foreach (float bad in new[] { float.NaN, float.PositiveInfinity })
@@ -144,7 +206,8 @@ public class LowBitQuantizerTests
             var w = Gaussian(64, 15);
             w[33] = bad;
             var layout = new StorageLayout([4, 16], 0, null, format.ValuesPerByte());
-            Assert.False(LowBitQuantizer.TryQuantize(w, layout, format, new sbyte[layout.StoredCount], new float[layout.ScaleCount], out _));
+            var offsets = format.IsAsymmetric() ? new float[layout.ScaleCount] : null;
+            Assert.False(LowBitQuantizer.TryQuantize(w, layout, format, new sbyte[layout.StoredCount], new float[layout.ScaleCount], offsets, out _));
         }
     }
 }

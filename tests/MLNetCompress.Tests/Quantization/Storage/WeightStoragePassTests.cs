@@ -55,6 +55,14 @@ public class WeightStoragePassTests
         { "matmul", 21, 10, StorageFormat.Int4, 8, true, StorageExpansion.CastInt4, "Cast Mul Reshape Transpose Reshape" },
         { "gemm", 13, 8, StorageFormat.Int2, null, false, StorageExpansion.LookupTable, "Cast Gather Reshape Mul Reshape" },
         { "gemm", 7, 3, StorageFormat.Int4, 8, true, StorageExpansion.LookupTable, "Cast Gather Reshape Mul Reshape" },
+        // Asymmetric: the offsets (−zp · scale) are added after the scales.
+        { "conv", 13, 8, StorageFormat.UInt8, null, true, StorageExpansion.CastUInt8, "Cast Mul Add Reshape" },
+        { "conv", 13, 8, StorageFormat.UInt4, null, true, StorageExpansion.LookupTable, "Cast Gather Reshape Mul Add Reshape" },
+        { "conv", 21, 10, StorageFormat.UInt4, 16, true, StorageExpansion.CastUInt4, "Cast Mul Add Reshape Slice Reshape" },
+        { "conv", 8, 3, StorageFormat.UInt4, 32, true, StorageExpansion.LookupTable, "Cast Gather Reshape Mul Add Reshape Slice Reshape" },
+        { "matmul", 13, 8, StorageFormat.UInt8, null, true, StorageExpansion.CastUInt8, "Cast Mul Add Reshape Transpose Reshape" },
+        { "matmul", 13, 8, StorageFormat.UInt4, 16, true, StorageExpansion.LookupTable, "Cast Gather Reshape Mul Add Reshape Slice Reshape Transpose Reshape" },
+        { "gemm", 13, 8, StorageFormat.UInt8, null, false, StorageExpansion.CastUInt8, "Cast Mul Add Reshape" },
     };
 
     [Theory]
@@ -125,6 +133,35 @@ public class WeightStoragePassTests
 
     internal static string OpCounts(ModelGraph graph) =>
         string.Join(", ", graph.Scopes.SelectMany(s => s.Nodes).GroupBy(n => n.OpType).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}x{g.Count()}"));
+
+    [Theory]
+    [InlineData(StorageFormat.UInt8)]
+    [InlineData(StorageFormat.UInt4)]
+    public void Asymmetric_ExactZerosOfAPrunedWeight_StayExactlyZero_AfterOrtFolds(StorageFormat format)
+    {
+        // A Conv weight with a third of its values pruned to 0 (and one channel all zeros).
+        var w = TestTensors.RandomValues(16 * 8 * 3 * 3, 9);
+        for (int i = 0; i < w.Length; i += 3) w[i] = 0;
+        Array.Clear(w, 5 * 72, 72);
+        var bytes = ConvModel(13, 8).ToBytes();
+        bytes = WithWeights(bytes, new Dictionary<string, float[]> { ["W"] = w });
+        var graph = ModelGraph.FromBytes(bytes);
+        Assert.True(PassManager.Run(graph, [new WeightStoragePass(new WeightStorageOptions { Format = format })])[0].Modified);
+        long[] dims = [16, 8, 3, 3];
+        var stored = Read(graph, "W", format);
+        var reference = Dequantize(stored, dims, 0);
+        AssertBound(w, reference, stored, dims, 0, format); // asserts every 0 comes back as exactly 0
+        Assert.Equal(0f, stored.Offsets![5]); // the all-zero channel: scale 1, zero point 0
+        var path = Path.Combine(RealModels.TempDir("storage"), $"pruned-{format}.onnx");
+        graph.Save(path);
+        var originalPath = Path.Combine(RealModels.TempDir("storage"), "pruned.onnx");
+        File.WriteAllBytes(originalPath, bytes);
+        var folded = TensorData.ToFloatArray(Assert.Single(AssertFoldedToFloat(path, originalPath, GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+            .Main.Initializers, t => t.Dims.SequenceEqual(dims)));
+        for (int i = 0; i < w.Length; i++)
+            if (w[i] == 0) Assert.True(BitConverter.SingleToInt32Bits(folded[i]) == 0, $"W[{i}] = 0 folded to {folded[i]}");
+        Assert.Equal(reference, folded);
+    }
 
     [Fact]
     public void Opset21_WithoutNativeInt4_UsesTheLookupTable_AndTablesAreShared()
@@ -251,6 +288,9 @@ public class WeightStoragePassTests
         Assert.Throws<ArgumentException>(() => new WeightStoragePass(new WeightStorageOptions { BlockSize = 32, PerChannel = false }));
         Assert.Throws<ArgumentException>(() => new WeightStoragePass(new WeightStorageOptions { Ops = new HashSet<string> { "LSTM" } }));
         Assert.Throws<ArgumentException>(() => new WeightStoragePass(new WeightStorageOptions { Format = (StorageFormat)9 }));
+        Assert.Throws<ArgumentException>(() => new WeightStoragePass(new WeightStorageOptions { Format = StorageFormat.UInt4, Clip = true }));
+        Assert.True(StorageFormats.TryParse("UINT4", out var u4) && u4 == StorageFormat.UInt4);
+        Assert.True(StorageFormats.TryParse("uint8", out var u8) && u8 == StorageFormat.UInt8);
         Assert.True(StorageFormats.TryParse("BINARY", out var f) && f == StorageFormat.Binary);
         Assert.False(StorageFormats.TryParse("int3", out _));
     }
