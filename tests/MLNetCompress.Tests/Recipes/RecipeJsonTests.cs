@@ -87,6 +87,18 @@ public class RecipeJsonTests
         Assert.Contains("\"criterion\": \"activation\"", json, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("uint8", StorageFormat.UInt8)]
+    [InlineData("uint4", StorageFormat.UInt4)]
+    [InlineData("int2", StorageFormat.Int2)]
+    [InlineData("binary", StorageFormat.Binary)]
+    public void StorageFormats_ReadAndWriteUnderTheirCliNames(string name, StorageFormat format)
+    {
+        var recipe = Recipe.Parse($$"""{"steps":[{"step":"weight-storage","format":"{{name}}"}]}""");
+        Assert.Equal(format, ((WeightStorageStep)recipe.Steps[0]).Options.Format);
+        Assert.Contains($"\"format\": \"{name}\"", recipe.ToJson(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void OptionsBuiltInCode_WriteTheFieldsThatDifferFromTheDefaults()
     {

@@ -83,7 +83,7 @@ internal sealed class QuantizeModeOptions
                       "com.microsoft.MatMulNBits (blocks along K, see --block-size, --symmetric, --accuracy-level, --gptq) and Gather tables " +
                       "4-bit as com.microsoft.GatherBlockQuantized. In dynamic and matmulnbits modes the --calibration data serves as " +
                       "probes and timing data (and, with --gptq, as GPTQ's calibration inputs). " +
-                      "storage: weights stored in fewer bits (--weights int8|int4|int2|binary, --per-channel, --block-size N, --clip) and " +
+                      "storage: weights stored in fewer bits (--weights int8|uint8|int4|uint4|int2|binary, --per-channel, --block-size N, --clip) and " +
                       "expanded at load by nodes ONNX Runtime folds: a smaller file at the float model's speed.",
         DefaultValueFactory = _ => "static",
         HelpName = "MODE",

@@ -19,9 +19,11 @@ public enum StorageFormat
     /// Asymmetric uint8: <c>q</c> in [0, 255], <c>w ≈ (q − zp) · scale</c> with <c>scale = (max − min) / 255</c> and
     /// <c>zp = round(−min / scale)</c> over the block's range widened to hold 0, so an exact 0 stays exactly 0.
     /// </summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("uint8")] // recipes: "uint8", not the kebab-case "u-int8"
     UInt8,
 
     /// <summary>Asymmetric uint4: <c>q</c> in [0, 15], <c>scale = (max − min) / 15</c>, as <see cref="UInt8"/>; two values per byte, the first in the low nibble.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("uint4")]
     UInt4,
 }
 
