@@ -136,52 +136,8 @@ public sealed class MatMulNBitsPass : LayerReportingPass<MatMulNBitsPlan>
         return stats.ToDictionary(kv => kv.Key, kv => kv.Value.SecondMoment(), StringComparer.Ordinal);
     }
 
-    private TensorProto? Candidate(ModelGraph graph, GraphScope scope, NodeProto node, out string? reason)
-    {
-        string name = GraphScope.NodeLabel(node);
-        if (Options.ExcludeNodes.Contains(node.Name) || Options.ExcludeNodes.Contains(name))
-        {
-            reason = "excluded by name.";
-            return null;
-        }
-        string a = node.Input[0], w = node.Input[1];
-        var tensor = scope.Initializer(w);
-        if (tensor is null)
-        {
-            reason = scope.ConstantValue(w) is null && GraphEdits.Constant(scope, w) is null
-                ? null // a computed B (attention scores): not a weight, nothing to say
-                : "its weight is a constant but not an initializer of this graph.";
-            return null;
-        }
-        if (scope.Initializer(a) is not null || scope.ConstantValue(a) is not null)
-        {
-            reason = "its A is constant too.";
-            return null;
-        }
-        if (OnnxDataTypes.FromWire(tensor.DataType) != OnnxDataType.Float)
-        {
-            reason = $"its weight is {OnnxDataTypes.Name(OnnxDataTypes.FromWire(tensor.DataType))}, not float.";
-            return null;
-        }
-        if (tensor.Dims.Count != 2)
-        {
-            reason = $"its weight has rank {tensor.Dims.Count}, not 2.";
-            return null;
-        }
-        long count = tensor.Dims[0] * tensor.Dims[1];
-        if (count < Options.MinElements)
-        {
-            reason = $"{count} weight elements, below MinElements {Options.MinElements}.";
-            return null;
-        }
-        if (scope.IsGraphOutput(w) || (graph.IrVersion >= 4 && scope.Proto.Input.Any(i => i.Name == w)))
-        {
-            reason = "its weight is also a graph input or output; left as it is.";
-            return null;
-        }
-        reason = null;
-        return tensor;
-    }
+    private TensorProto? Candidate(ModelGraph graph, GraphScope scope, NodeProto node, out string? reason) =>
+        MatMulWeight.Find(graph, scope, node, Options.ExcludeNodes, Options.MinElements, out reason);
 
     /// <inheritdoc />
     protected override PassResult Rewrite(ModelGraph graph, MatMulNBitsPlan plan, PassContext context)
