@@ -32,7 +32,7 @@ internal static class ClusterCommand
         };
         init.AcceptOnlyFromAmong("kmeans++", "linear", "density");
         var seed = new Option<int>("--seed") { Description = "Seed of kmeans++ (same seed, same model; default 0).", HelpName = "N" };
-        var iterations = new Option<int?>("--max-iterations") { Description = "Lloyd iterations at most per layer (default 100).", HelpName = "N" };
+        var iterations = new Option<int?>("--max-iterations") { Description = "Lloyd iterations at most per layer (default 10000: runs to convergence).", HelpName = "N" };
         iterations.CustomParser = r => (int?)PruneCommand.ParseNumber(r, "--max-iterations", v => v >= 0 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 0");
         var exclude = new Option<string[]>("--exclude") { Description = "A weight or node name to leave alone (repeatable).", HelpName = "NAME" };
         var minElements = new Option<int?>("--min-elements") { Description = "Leave weights with fewer values in float (default 1024).", HelpName = "N" };
