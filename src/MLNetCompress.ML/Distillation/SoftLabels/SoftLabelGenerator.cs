@@ -28,17 +28,10 @@ public static class SoftLabelGenerator
         Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(dataSpec);
-        Validate(outputPath, options);
-        var notes = new List<string>();
-        void Note(string text)
-        {
-            notes.Add(text);
-            log?.Invoke(text);
-        }
-        using var teachers = TeacherEnsemble.Load(options, Note);
-        var dataOptions = (options.DataOptions ?? new DataSpecOptions()) with { ModelPath = options.Teachers[0], Runtime = options.Runtime };
-        var feed = DataSpec.Parse(dataSpec, teachers.Inputs, dataOptions);
-        return Run(teachers, feed, dataSpec, outputPath, options, progress, Note, notes, cancellationToken);
+        // The feed is shaped to the teachers' inputs, so it is parsed once they are loaded.
+        return LoadAndRun(teachers => DataSpec.Parse(dataSpec, teachers.Inputs,
+                (options.DataOptions ?? new DataSpecOptions()) with { ModelPath = options.Teachers[0], Runtime = options.Runtime }),
+            dataSpec, outputPath, options, progress, log, cancellationToken);
     }
 
     /// <summary>Labels the rows of <paramref name="feed"/> (built against the first teacher's inputs) and writes
@@ -47,6 +40,13 @@ public static class SoftLabelGenerator
         Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(feed);
+        return LoadAndRun(_ => feed, null, outputPath, options, progress, log, cancellationToken);
+    }
+
+    // Checks the options, loads the teachers (one session each), builds the feed against them and runs.
+    private static SoftLabelResult LoadAndRun(Func<TeacherEnsemble, IDataFeed> feedFor, string? dataSpec, string outputPath, SoftLabelOptions options,
+        IProgress<SoftLabelProgress>? progress, Action<string>? log, CancellationToken cancellationToken)
+    {
         Validate(outputPath, options);
         var notes = new List<string>();
         void Note(string text)
@@ -55,7 +55,7 @@ public static class SoftLabelGenerator
             log?.Invoke(text);
         }
         using var teachers = TeacherEnsemble.Load(options, Note);
-        return Run(teachers, feed, null, outputPath, options, progress, Note, notes, cancellationToken);
+        return Run(teachers, feedFor(teachers), dataSpec, outputPath, options, progress, Note, notes, cancellationToken);
     }
 
     /// <summary>Labels the rows of an ML.NET data view and writes them to <paramref name="outputPath"/>. The teacher's
@@ -72,23 +72,17 @@ public static class SoftLabelGenerator
         IProgress<SoftLabelProgress>? progress = null, Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
-        Validate(outputPath, options);
-        var notes = new List<string>();
-        void Note(string text)
+        return LoadAndRun(teachers =>
         {
-            notes.Add(text);
-            log?.Invoke(text);
-        }
-        using var teachers = TeacherEnsemble.Load(options, Note);
-        Dictionary<string, string>? columnFor = null;
-        if (inputColumnName is not null)
-        {
-            if (teachers.Inputs.Count != 1)
-                throw new SoftLabelException($"the teacher takes {teachers.Inputs.Count} inputs; name no input column and give columns named like the inputs");
-            columnFor = new Dictionary<string, string> { [teachers.Inputs[0].Name] = inputColumnName };
-        }
-        var feed = new MLNetCompress.ML.Data.DataViewFeed(data, teachers.Inputs, columnFor);
-        return Run(teachers, feed, null, outputPath, options, progress, Note, notes, cancellationToken);
+            Dictionary<string, string>? columnFor = null;
+            if (inputColumnName is not null)
+            {
+                if (teachers.Inputs.Count != 1)
+                    throw new SoftLabelException($"the teacher takes {teachers.Inputs.Count} inputs; name no input column and give columns named like the inputs");
+                columnFor = new Dictionary<string, string> { [teachers.Inputs[0].Name] = inputColumnName };
+            }
+            return new MLNetCompress.ML.Data.DataViewFeed(data, teachers.Inputs, columnFor);
+        }, null, outputPath, options, progress, log, cancellationToken);
     }
 
     private static void Validate(string outputPath, SoftLabelOptions options)
