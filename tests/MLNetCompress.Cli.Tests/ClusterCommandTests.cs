@@ -20,6 +20,27 @@ public class ClusterCommandTests
         Assert.Contains(graph.Node, n => n.OpType == "Gather" && n.Output[0] == "net.0.weight_flat");
     }
 
+    [Fact]
+    public async Task Cluster_Refine_RefinesCodebooksOnTheCalibrationData_AndReportsTheErrorBeforeAndAfter()
+    {
+        var output = Path.Combine(RealModels.TempDir("cluster-cli-refine"), "mlp.k8.refined.onnx");
+        var run = await CliRunner.Run("cluster", RealModels.MlpSample, "-o", output, "--clusters", "8", "--refine",
+            "--calibration", $"fashion-mnist:{RealModels.FashionMnistSubset}:train", "-q");
+        Assert.True(run.ExitCode == 0, run.Err);
+        Assert.Matches(@"output error [0-9.]+% -> [0-9.]+% \(refined over \d+ vectors\)", run.Out);
+        Assert.True(File.Exists(output));
+    }
+
+    [Fact]
+    public async Task Cluster_RefineWithoutCalibration_IsAOneLineError_AndWritesNothing()
+    {
+        var output = Path.Combine(RealModels.TempDir("cluster-cli-refine-bad"), "out.onnx");
+        var run = await CliRunner.Run("cluster", RealModels.MlpSample, "-o", output, "--clusters", "8", "--refine");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal("error: --refine needs --calibration SPEC (the data the codebooks are refined on)", run.Err.Trim());
+        Assert.False(File.Exists(output));
+    }
+
     [Theory]
     [InlineData(2, "--clusters", "300")]
     [InlineData(2, "--clusters", "16", "--init", "random")]

@@ -34,4 +34,35 @@ public class LowRankCommandTests
         Assert.DoesNotContain("   at ", run.Err);
         Assert.False(File.Exists(output));
     }
+
+    [Fact]
+    public async Task LowRank_SearchCosine_TimesEachTrial_AndWritesAModelKeepingTheCosine()
+    {
+        var dir = RealModels.TempDir("lowrank-cli-search");
+        var output = Path.Combine(dir, "cnn.search.onnx");
+        var run = await CliRunner.Run("lowrank", RealModels.CnnSample, "-o", output, "--search-cosine", "0.99",
+            "--calibration", $"fashion-mnist:{RealModels.FashionMnistSubset}:train", "--calibration-rows", "64",
+            "--search-data", Probes, "--search-rows", "16", "--search-ratios", "0.25", "--min-cosine", "0.9");
+        Assert.True(run.ExitCode == 0, run.Err);
+        Assert.True(File.Exists(output));
+        // conv2 and fc1 are each tried once, timed and scored, as it happens.
+        Assert.Equal(2, run.Err.Split('\n').Count(l => l.StartsWith("search trial: ", StringComparison.Ordinal)));
+        Assert.Contains("search round 1:", run.Err);
+    }
+
+    [Theory]
+    [InlineData("--search-cosine needs --calibration", "--search-cosine", "0.9")]
+    [InlineData("--search-ratios, --search-rows and --search-data only apply with --search-cosine", "--rank-ratio", "0.5", "--search-ratios", "0.5")]
+    [InlineData("--search-ratios takes comma-separated fractions", "--search-cosine", "0.9", "-c", "random", "--search-ratios", "0.5,2")]
+    [InlineData("--search-cosine takes a cosine in (0, 1)", "--search-cosine", "1.5", "-c", "random")]
+    [InlineData("give exactly one of", "--search-cosine", "0.9", "--energy", "0.9", "-c", "random")]
+    public async Task LowRank_BadSearchOptions_FailWithOneLine(string expected, params string[] args)
+    {
+        var output = Path.Combine(RealModels.TempDir("lowrank-cli-search-bad"), "out.onnx");
+        var run = await CliRunner.Run(["lowrank", RealModels.MlpSample, "-o", output, .. args]);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains(expected, run.Err);
+        Assert.DoesNotContain("   at ", run.Err);
+        Assert.False(File.Exists(output));
+    }
 }

@@ -45,6 +45,9 @@ public class PruneCommandTests
     [InlineData(1, "--sparsity", "0.5", "--std-rate", "1")]
     [InlineData(1, "--pattern", "4:2")]
     [InlineData(2, "--sparsity", "1.5")]              // out of range: a parse error
+    [InlineData(1, "--sparsity", "0.5", "--allocation", "random")]
+    [InlineData(1, "--allocation", "sensitivity")]    // no --sparsity to share out
+    [InlineData(1, "--sparsity", "0.5", "--global", "--allocation", "uniform")]
     public async Task Prune_BadOptions_FailCleanly_AndWriteNothing(int exitCode, params string[] options)
     {
         var output = Path.Combine(RealModels.TempDir("prune-cli-bad"), "out.onnx");
@@ -74,6 +77,34 @@ public class PruneCommandTests
         double Cosine(string json) => System.Text.Json.JsonDocument.Parse(json).RootElement
             .GetProperty("outputs")[0].GetProperty("meanCosine").GetDouble();
         Assert.True(Cosine(b.Out) > Cosine(a.Out), $"reconstructed {Cosine(b.Out)} vs magnitude {Cosine(a.Out)}");
+    }
+
+    [Fact]
+    public async Task Prune_SensitivityWithoutCalibration_IsOneLineNamingTheFix()
+    {
+        var output = Path.Combine(RealModels.TempDir("prune-cli-sens-bad"), "out.onnx");
+        var run = await CliRunner.Run("prune", RealModels.MlpSample, "-o", output, "--sparsity", "0.8", "--allocation", "sensitivity");
+        run.AssertCleanFailure(1);
+        Assert.Contains("--calibration SPEC", run.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public async Task Prune_SensitivityAllocation_HitsTheTotal_AndShowsEachLayersSparsityAndSensitivity()
+    {
+        var dir = RealModels.TempDir("prune-cli-sensitivity");
+        var output = Path.Combine(dir, "mlp.s80.onnx");
+        var train = $"fashion-mnist:{RealModels.FashionMnistSubset}:train";
+        var run = await CliRunner.Run("prune", RealModels.MlpSample, "-o", output, "--sparsity", "0.8", "--allocation", "Sensitivity",
+            "--calibration", train, "--min-cosine", "-1", "-q");
+        Assert.True(run.ExitCode == 0, run.Err);
+        Assert.Contains("sensitivity", run.Out, StringComparison.Ordinal);
+
+        // 80% of all three weights' values (each over the default 1024 elements) are zero in the file, shared unevenly.
+        var proto = ModelProto.Parser.ParseFrom(File.ReadAllBytes(output));
+        var weights = proto.Graph.Initializer.Where(t => t.Name.EndsWith(".weight", StringComparison.Ordinal)).Select(TensorData.ToFloatArray).ToList();
+        Assert.Equal(Math.Round(0.8 * weights.Sum(w => w.Length)), weights.Sum(w => w.Count(v => v == 0)));
+        Assert.True(weights.Select(w => (double)w.Count(v => v == 0) / w.Length).Distinct().Count() > 1);
     }
 
     [Fact]

@@ -33,6 +33,8 @@ public enum ClusterIndexStorage
 /// centroid of their own, 0.0 at index 0, so they stay exactly zero and the index tensor is as sparse as the weight
 /// (<see cref="SparseStoragePass"/> then shrinks it). With 16 clusters or fewer the indices take 4 bits: a uint4
 /// tensor at opset 21, else nibble pairs in uint8 split by BitShift at opset 11 and above; below that, uint8.
+/// With <see cref="KMeansClusteringOptions.Refine"/>, each codebook is then re-fitted by least squares to the layer's
+/// outputs on calibration data, the assignment kept (<see cref="CodebookRefinement"/>).
 /// </remarks>
 public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
 {
@@ -85,6 +87,7 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
             layers.Add(Cluster(graph, site, values));
         }
         context.Report(Name, "k-means", sites.Count, sites.Count);
+        if (Options.Refine && layers.Count > 0) CodebookRefiner.Refine(graph, layers, Options, context, Name, skipped);
         return new ClusteringPlan(layers, skipped);
     }
 
@@ -275,11 +278,35 @@ public sealed class ClusteredLayer
     /// <summary>True when k-means converged before the iteration limit.</summary>
     public bool Converged { get; }
 
-    /// <summary>Σ (w − centroid)² of the non-zero values (all values when no zeros were kept).</summary>
+    /// <summary>Σ (w − k-means centroid)² of the non-zero values (all values when no zeros were kept).</summary>
     public double SumOfSquaredErrors { get; }
 
     /// <summary>The largest |w − codebook[index]|.</summary>
-    public float MaxAbsError { get; }
+    public float MaxAbsError { get; private set; }
+
+    /// <summary>What data-aware refinement did to the codebook; null when it was not refined (no <see cref="KMeansClusteringOptions.Refine"/>,
+    /// or a layer refinement does not handle).</summary>
+    public CodebookRefinement? Refinement { get; private set; }
+
+    /// <summary>The weight as the model computes it from <paramref name="codebook"/> and the indices, in the weight's own type.</summary>
+    internal TensorProto Expanded(ReadOnlySpan<float> codebook)
+    {
+        var values = new float[IndexValues.Length];
+        for (int i = 0; i < values.Length; i++) values[i] = codebook[IndexValues[i]];
+        return TensorData.FromFloats(Name, Site.Dims, values, Site.DataType);
+    }
+
+    /// <summary>Records the refinement and, when <paramref name="codebook"/> is given, takes it (same size, already rounded to the weight's type).</summary>
+    internal void ApplyRefinement(float[]? codebook, CodebookRefinement refinement, ReadOnlySpan<float> original)
+    {
+        Refinement = refinement;
+        if (codebook is null) return;
+        if (codebook.Length != CodebookValues.Length) throw new ArgumentException("a refined codebook keeps its size.", nameof(codebook));
+        codebook.CopyTo(CodebookValues, 0);
+        float maxError = 0;
+        for (int i = 0; i < original.Length; i++) maxError = MathF.Max(maxError, MathF.Abs(original[i] - CodebookValues[IndexValues[i]]));
+        MaxAbsError = maxError;
+    }
 
     /// <summary>Exact zeros kept on the zero centroid.</summary>
     public long Zeros { get; }
@@ -301,5 +328,5 @@ public sealed class ClusteredLayer
     /// <summary>One line: name, op, shape, storage and error.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Name} ({OpType} in {Graph}): [{string.Join(",", Site.Dims)}] -> {StorageAfter}, {OnnxDataTypes.ByteCount(Site.DataType, Indices.Count)} -> {BytesAfter} bytes, " +
-        $"{Iterations} iterations, max abs error {MaxAbsError:G3}");
+        $"{Iterations} iterations, max abs error {MaxAbsError:G3}{(Refinement is null ? "" : "; " + Refinement)}");
 }

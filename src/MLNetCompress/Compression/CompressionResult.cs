@@ -27,6 +27,10 @@ public sealed record CompressionResult(
 
     /// <summary>True when any pass changed the model.</summary>
     public bool Modified => Passes.Any(p => p.Modified);
+
+    /// <summary>The model's size after each stage (the original, each recipe step, a packed container), first row the
+    /// original; empty when the front end did not measure stages (the report then shows the original and the written file).</summary>
+    public IReadOnlyList<Reporting.SizeStage> Stages { get; init; } = [];
 }
 
 /// <summary>The verifier's figures for the written model, over all its outputs.</summary>

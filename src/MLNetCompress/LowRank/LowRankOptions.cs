@@ -16,7 +16,8 @@ public enum ConvFactorization
 }
 
 /// <summary>How the rank of each layer is chosen. Exactly one of <see cref="LowRankOptions.Energy"/>,
-/// <see cref="LowRankOptions.RankRatio"/>, <see cref="LowRankOptions.TargetParams"/> and <see cref="LowRankOptions.Vbmf"/> is set.</summary>
+/// <see cref="LowRankOptions.RankRatio"/>, <see cref="LowRankOptions.TargetParams"/>, <see cref="LowRankOptions.Vbmf"/>
+/// and <see cref="LowRankOptions.MinCosine"/> is set.</summary>
 public enum RankCriterion
 {
     /// <summary>The smallest rank keeping a fraction of the squared singular values.</summary>
@@ -28,6 +29,9 @@ public enum RankCriterion
     /// <summary>Automatic: the rank empirical variational Bayesian matrix factorization keeps (Nakajima et al. 2013),
     /// with the noise variance estimated from the spectrum.</summary>
     Vbmf,
+    /// <summary>Measured search: which layers to split, and at which of <see cref="LowRankOptions.SearchRankRatios"/>, to save
+    /// the most ONNX Runtime time while the model's outputs keep <see cref="LowRankOptions.MinCosine"/> on the calibration data.</summary>
+    Search,
 }
 
 /// <summary>Options of <see cref="LowRankPass"/>.</summary>
@@ -47,6 +51,42 @@ public sealed record LowRankOptions
 
     /// <summary>Choose each rank automatically by empirical VBMF on the weight's spectrum.</summary>
     public bool Vbmf { get; init; }
+
+    /// <summary>
+    /// Rank search (needs <see cref="Calibration"/>; replaces the other rank criteria): every eligible layer is tried alone
+    /// at each of <see cref="SearchRankRatios"/> — its split timed alone in ONNX Runtime against the original layer, and the
+    /// drop of the model's output cosine to the original measured on <see cref="SearchRows"/> rows the factors were not fitted to
+    /// (<see cref="SearchData"/>) — then splits
+    /// are chosen greedily, most milliseconds saved per unit of cosine lost, while the summed losses stay within
+    /// 1 − MinCosine. The chosen splits are then fitted together (data-aware, in order) and the model's mean cosine is
+    /// checked on the same held-out rows; while it falls short the budget shrinks and the choice is redone (a few rounds at most;
+    /// if none holds, nothing is split). The trials and the result are in <see cref="LowRankPlan.Trials"/>.
+    /// </summary>
+    public double? MinCosine { get; init; }
+
+    /// <summary>The ranks the search tries for each layer, as fractions (0, 1] of its full rank (the forms of
+    /// <see cref="RankRatio"/>; splits that would not have fewer parameters are not tried).</summary>
+    public IReadOnlyList<double> SearchRankRatios { get; init; } = [0.25, 0.375, 0.5, 0.625];
+
+    /// <summary>Rows the search compares the model's outputs on (each trial runs the whole model on them): of
+    /// <see cref="SearchData"/>, or else the calibration rows right after the <see cref="CalibrationOptions.MaxRows"/> the factors are fitted on.</summary>
+    public int SearchRows { get; init; } = 32;
+
+    /// <summary>
+    /// Data the search measures the output cosine on, built against the model's inputs; null for the calibration rows after
+    /// the fitted ones. Factors fitted on a few images look better on those images than on others: data unlike the
+    /// calibration set (other photos) gives the honest estimate.
+    /// </summary>
+    public IDataFeed? SearchData { get; init; }
+
+    /// <summary>Timed runs of each layer, whole and split, per search trial (the fastest of each is compared).</summary>
+    public int SearchTimingSamples { get; init; } = 20;
+
+    /// <summary>
+    /// Per-layer ranks, as fractions (0, 1] of the full rank by weight name, overriding the criterion for those layers
+    /// (e.g. a rank search's choice, replayed without searching again). Not with <see cref="MinCosine"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, double>? LayerRankRatios { get; init; }
 
     /// <summary>How Conv weights are split.</summary>
     public ConvFactorization Conv { get; init; } = ConvFactorization.Channel;
@@ -102,14 +142,14 @@ public sealed record LowRankOptions
     /// <summary>The criterion set.</summary>
     public RankCriterion Criterion =>
         Energy is not null ? RankCriterion.Energy : RankRatio is not null ? RankCriterion.RankRatio
-        : TargetParams is not null ? RankCriterion.TargetParams : RankCriterion.Vbmf;
+        : TargetParams is not null ? RankCriterion.TargetParams : MinCosine is not null ? RankCriterion.Search : RankCriterion.Vbmf;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option.</summary>
     public void Validate()
     {
-        int set = (Energy is null ? 0 : 1) + (RankRatio is null ? 0 : 1) + (TargetParams is null ? 0 : 1) + (Vbmf ? 1 : 0);
+        int set = (Energy is null ? 0 : 1) + (RankRatio is null ? 0 : 1) + (TargetParams is null ? 0 : 1) + (Vbmf ? 1 : 0) + (MinCosine is null ? 0 : 1);
         if (set != 1)
-            throw new ArgumentException($"set exactly one of Energy, RankRatio, TargetParams and Vbmf ({set} are set).");
+            throw new ArgumentException($"set exactly one of Energy, RankRatio, TargetParams and Vbmf ({set} are set), or MinCosine alone for a rank search.");
         static void Fraction(double? v, string name)
         {
             if (v is double d && !(d > 0 && d <= 1))
@@ -118,6 +158,22 @@ public sealed record LowRankOptions
         Fraction(Energy, nameof(Energy));
         Fraction(RankRatio, nameof(RankRatio));
         Fraction(TargetParams, nameof(TargetParams));
+        if (MinCosine is double c)
+        {
+            if (!(c > 0 && c < 1)) throw new ArgumentException($"MinCosine is {c}; it must be in (0, 1).", nameof(MinCosine));
+            if (Calibration is null) throw new ArgumentException("MinCosine (the rank search) needs Calibration data to measure the outputs on.", nameof(MinCosine));
+            ArgumentNullException.ThrowIfNull(SearchRankRatios, nameof(SearchRankRatios));
+            if (SearchRankRatios.Count == 0) throw new ArgumentException("SearchRankRatios is empty; give the rank fractions to try.", nameof(SearchRankRatios));
+            foreach (var r in SearchRankRatios) Fraction(r, nameof(SearchRankRatios));
+            if (SearchRows < 1) throw new ArgumentException($"SearchRows is {SearchRows}; it must be 1 or more.", nameof(SearchRows));
+            if (SearchTimingSamples < 1) throw new ArgumentException($"SearchTimingSamples is {SearchTimingSamples}; it must be 1 or more.", nameof(SearchTimingSamples));
+        }
+        if (LayerRankRatios is not null)
+        {
+            if (MinCosine is not null) throw new ArgumentException("LayerRankRatios fixes ranks the rank search (MinCosine) would choose; set one of them.", nameof(LayerRankRatios));
+            foreach (var (name, r) in LayerRankRatios)
+                if (!(r > 0 && r <= 1)) throw new ArgumentException($"LayerRankRatios['{name}'] is {r}; it must be in (0, 1].", nameof(LayerRankRatios));
+        }
         if (MinElements < 0) throw new ArgumentException($"MinElements is {MinElements}; it must be 0 or more.", nameof(MinElements));
         if (!(CompensationRidge >= 0)) throw new ArgumentException($"CompensationRidge is {CompensationRidge}; it must be 0 or more.", nameof(CompensationRidge));
         if (LayersPerStage < 1) throw new ArgumentException($"LayersPerStage is {LayersPerStage}; it must be 1 or more.", nameof(LayersPerStage));
@@ -143,14 +199,14 @@ internal static class RankChoice
             RankCriterion.Energy => ByEnergy(energies, o.Energy!.Value),
             RankCriterion.RankRatio => (int)Math.Round(o.RankRatio!.Value * fullRank),
             RankCriterion.TargetParams => (int)Math.Floor(o.TargetParams!.Value * paramsBefore / paramsPerRank),
-            _ => throw new InvalidOperationException("VBMF ranks come from RankChoice.Vbmf."),
+            _ => throw new InvalidOperationException("VBMF and search ranks are not chosen from one spectrum."),
         };
         return Math.Clamp(r, 1, fullRank);
     }
 
     /// <summary>The rank known before any SVD (ratio and parameter criteria), or null for energy and VBMF.</summary>
     public static int? Known(LowRankOptions o, int fullRank, long paramsPerRank, long paramsBefore) =>
-        o.Criterion is RankCriterion.Energy or RankCriterion.Vbmf ? null : Choose(o, [], fullRank, paramsPerRank, paramsBefore);
+        o.Criterion is RankCriterion.Energy or RankCriterion.Vbmf or RankCriterion.Search ? null : Choose(o, [], fullRank, paramsPerRank, paramsBefore);
 
     /// <summary>
     /// The rank empirical VBMF keeps for an <paramref name="rows"/>×<paramref name="cols"/> matrix with singular values

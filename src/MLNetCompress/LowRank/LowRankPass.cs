@@ -21,7 +21,7 @@ namespace MLNetCompress.LowRank;
 /// non-float weights, weights a caller may override and MatMuls whose constant is the left operand are left
 /// alone with a reason. Needs nothing beyond opset 1 ops; Gemm without C is written with a zero C below opset 11.
 /// </remarks>
-public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
+public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
 {
     /// <summary>Creates the pass.</summary>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
@@ -57,6 +57,19 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
         ArgumentNullException.ThrowIfNull(context);
         var skipped = new List<string>();
         var candidates = Discover(graph, skipped);
+        if (Options.Criterion == RankCriterion.Search) return Search(graph, candidates, skipped, context);
+        var layers = FactorizeAll(graph, candidates,
+            c => Options.LayerRankRatios is { } fixedRatios && fixedRatios.TryGetValue(c.Weight, out double r) ? AtRatio(r) : Options, skipped, context);
+        return new LowRankPlan(layers, skipped);
+    }
+
+    /// <summary>
+    /// Factorizes <paramref name="candidates"/>, each with the options <paramref name="optionsFor"/> gives it: one by one
+    /// from the weights, or data-aware in stages over a working copy of <paramref name="graph"/>.
+    /// </summary>
+    private List<LowRankLayer> FactorizeAll(ModelGraph graph, IReadOnlyList<Candidate> candidates, Func<Candidate, LowRankOptions> optionsFor,
+        List<string> skipped, PassContext context)
+    {
         var layers = new List<LowRankLayer>();
         if (Options.Calibration is null)
         {
@@ -91,11 +104,11 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
             }
         }
         context.Report(Name, "factorize", candidates.Count, candidates.Count);
-        return new LowRankPlan(layers, skipped);
+        return layers;
 
         LowRankLayer? Add(Candidate c, RunningCrossCovariance? stats)
         {
-            var layer = Factorize(c, stats, out string? reason);
+            var layer = Factorize(c, stats, optionsFor(c), out string? reason);
             if (layer is null) skipped.Add($"{c.Weight} ({c.Node.OpType} '{GraphScope.NodeLabel(c.Node)}'): {reason}");
             else layers.Add(layer);
             return layer;
@@ -231,7 +244,7 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
         return (null, false);
     }
 
-    private LowRankLayer? Factorize(Candidate c, RunningCrossCovariance? stats, out string? reason)
+    private LowRankLayer? Factorize(Candidate c, RunningCrossCovariance? stats, LowRankOptions options, out string? reason)
     {
         var node = c.Node;
         var dims = c.Dims;
@@ -244,7 +257,7 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
             int k = (int)(transB ? dims[1] : dims[0]), n = (int)(transB ? dims[0] : dims[1]);
             // W as out×in: N×K.
             var wOut = transB ? w : Transpose(w, k, n);
-            var (l, r, rank, bias) = LayerFactorizer.SplitMatrix(wOut, n, k, Options, stats, c.Bias, c.CanAddBias);
+            var (l, r, rank, bias) = LayerFactorizer.SplitMatrix(wOut, n, k, options, stats, c.Bias, c.CanAddBias);
             var (rel, max) = LayerFactorizer.Error(wOut, LayerFactorizer.Multiply(l, r, n, rank, k));
             long after = (long)rank * (n + k);
             var f = new Factorization(
@@ -258,12 +271,12 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
         for (int i = 2; i < dims.Length; i++) ksize *= (int)dims[i];
         long before = (long)cout * cin * ksize;
         var ones = Enumerable.Repeat(1L, dims.Length - 2).ToArray();
-        switch (Options.Conv)
+        switch (options.Conv)
         {
             case ConvFactorization.Channel:
             {
                 int inDim = cin * ksize;
-                var (l, r, rank, bias) = LayerFactorizer.SplitMatrix(w, cout, inDim, Options, stats, c.Bias, c.CanAddBias);
+                var (l, r, rank, bias) = LayerFactorizer.SplitMatrix(w, cout, inDim, options, stats, c.Bias, c.CanAddBias);
                 var (rel, max) = LayerFactorizer.Error(w, LayerFactorizer.Multiply(l, r, cout, rank, inDim));
                 long after = (long)rank * (inDim + cout);
                 var f = new Factorization(
@@ -287,7 +300,7 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
                         for (int y = 0; y < kh; y++)
                             for (int x = 0; x < kw; x++)
                                 m[(ci * kh + y) * cols + o * kw + x] = w[((o * cin + ci) * kh + y) * kw + x];
-                var (l, r, rank, _) = LayerFactorizer.SplitMatrix(m, rows, cols, Options, null, null, false);
+                var (l, r, rank, _) = LayerFactorizer.SplitMatrix(m, rows, cols, options, null, null, false);
                 var (rel, max) = LayerFactorizer.Error(m, LayerFactorizer.Multiply(l, r, rows, rank, cols));
                 var v = new float[rank * cin * kh];
                 for (int ci = 0; ci < cin; ci++)
@@ -304,7 +317,7 @@ public sealed class LowRankPass : LayerReportingPass<LowRankPlan>
             default:
             {
                 int kh = (int)dims[2], kw = (int)dims[3], k2 = kh * kw;
-                var (uIn, core, uOut, r1, r2) = LayerFactorizer.Tucker(w, cout, cin, kh, kw, Options);
+                var (uIn, core, uOut, r1, r2) = LayerFactorizer.Tucker(w, cout, cin, kh, kw, options);
                 // Ŵ[o, c, s] = Σ_i (Σ_j U_out[o, j]·core[j, i, s])·U_in[c, i].
                 var a = LayerFactorizer.Multiply(uOut, core, cout, r2, r1 * k2);
                 var approx = new double[w.Length];

@@ -6,11 +6,19 @@ namespace MLNetCompress.LowRank;
 /// <summary>What <see cref="LowRankPass"/> decided: the layers it splits (factors computed) and those it leaves, with reasons.</summary>
 public sealed class LowRankPlan
 {
-    internal LowRankPlan(IReadOnlyList<LowRankLayer> layers, IReadOnlyList<string> skipped)
+    internal LowRankPlan(IReadOnlyList<LowRankLayer> layers, IReadOnlyList<string> skipped, IReadOnlyList<RankTrial>? trials = null, double? searchCosine = null)
     {
         Layers = layers;
         Skipped = skipped;
+        Trials = trials ?? [];
+        SearchCosine = searchCosine;
     }
+
+    /// <summary>The rank search's trials (<see cref="LowRankOptions.MinCosine"/>): each layer alone at each rank tried; empty without a search.</summary>
+    public IReadOnlyList<RankTrial> Trials { get; }
+
+    /// <summary>The search's check: the mean output cosine of the model with all planned splits on the search rows; null without a search.</summary>
+    public double? SearchCosine { get; }
 
     /// <summary>The layers to split, in graph order.</summary>
     public IReadOnlyList<LowRankLayer> Layers { get; }
@@ -23,6 +31,24 @@ public sealed class LowRankPlan
 
     /// <summary>Weight parameters of the planned layers after.</summary>
     public long ParamsAfter => Layers.Sum(l => l.ParamsAfter);
+}
+
+/// <summary>One layer split alone at one rank by the rank search: what it saves and what it costs.</summary>
+/// <param name="Weight">The layer's weight.</param>
+/// <param name="RankRatio">The fraction of the full rank tried.</param>
+/// <param name="Ranks">The rank (r1/r2 for Tucker-2).</param>
+/// <param name="OriginalMs">Milliseconds of the whole layer, timed alone (fastest run).</param>
+/// <param name="SplitMs">Milliseconds of the split layer, timed alone in the same run (fastest run).</param>
+/// <param name="MeanCosine">Mean cosine of the model's outputs to the original's with only this split, on the search rows.</param>
+/// <param name="Chosen">True for the rank the search kept for this layer.</param>
+public sealed record RankTrial(string Weight, double RankRatio, IReadOnlyList<int> Ranks, double OriginalMs, double SplitMs, double MeanCosine, bool Chosen)
+{
+    /// <summary>Milliseconds saved by the split (negative: slower).</summary>
+    public double SavedMs => OriginalMs - SplitMs;
+
+    /// <inheritdoc />
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Weight} rank {string.Join("/", Ranks)} ({RankRatio:0.###}): {OriginalMs:0.000} -> {SplitMs:0.000} ms, output cosine {MeanCosine:0.00000}{(Chosen ? " (chosen)" : "")}");
 }
 
 /// <summary>One layer split into low-rank factors: the report row, and the factors to write.</summary>

@@ -22,48 +22,95 @@ public static class PackedModel
     /// <summary>True when the bytes start with the container's magic.</summary>
     public static bool IsPacked(ReadOnlySpan<byte> data) => data.StartsWith(ModelPacker.Magic);
 
-    /// <summary>The ONNX bytes of a packed model held in memory.</summary>
+    /// <summary>The ONNX bytes of a packed model held in memory (container version 2, or version 1 written before chunking).</summary>
     /// <exception cref="PackedModelException">The bytes are not a packed model, or are damaged (one-line message).</exception>
     public static byte[] Unpack(ReadOnlySpan<byte> packed)
     {
         if (!IsPacked(packed)) throw new PackedModelException("not a packed model: the file does not start with 'MLCZ'.");
         if (packed.Length < ModelPacker.FixedHeader) throw new PackedModelException($"truncated: {packed.Length} bytes is shorter than the header.");
-        if (packed[4] != ModelPacker.Version) throw new PackedModelException($"packed with format version {packed[4]}; this build reads version {ModelPacker.Version}.");
+        byte version = packed[4];
+        if (version is not (ModelPacker.Version or ModelPacker.Version1))
+            throw new PackedModelException($"packed with format version {version}; this build reads versions {ModelPacker.Version1} and {ModelPacker.Version}.");
         ulong declared = BinaryPrimitives.ReadUInt64LittleEndian(packed[8..]);
         if (declared > (ulong)Array.MaxLength) throw new PackedModelException($"damaged header: an original size of {declared} bytes is more than a model can have.");
         long original = (long)declared;
         var hash = packed.Slice(16, 32);
         int count = packed[48];
         if (count != ModelPacker.StreamNames.Length) throw new PackedModelException($"damaged header: {count} streams, expected {ModelPacker.StreamNames.Length}.");
-        int headerEnd = ModelPacker.FixedHeader + count * 16;
-        if (packed.Length < headerEnd) throw new PackedModelException($"truncated: {packed.Length} bytes is shorter than the header ({headerEnd}).");
+        // Version 1 has one Brotli stream per stream: read it as a single chunk of any size.
+        int chunkAt = ModelPacker.FixedHeader;
+        long chunkSize = long.MaxValue;
+        if (version == ModelPacker.Version)
+        {
+            if (packed.Length < chunkAt + 4) throw new PackedModelException($"truncated: {packed.Length} bytes is shorter than the header.");
+            chunkSize = BinaryPrimitives.ReadUInt32LittleEndian(packed[chunkAt..]);
+            if (chunkSize is < PackOptions.MinChunkBytes or > 1 << 30) throw new PackedModelException($"damaged header: a chunk size of {chunkSize} bytes.");
+            chunkAt += 4;
+        }
+        int streamTable = chunkAt;
+        if (packed.Length < streamTable + count * 16) throw new PackedModelException($"truncated: {packed.Length} bytes is shorter than the header ({streamTable + count * 16}).");
 
         var rawLengths = new long[count];
-        var starts = new long[count];
-        var lengths = new long[count];
-        long position = headerEnd;
+        var packedLengths = new long[count];
+        long chunkCount = 0;
         for (int i = 0; i < count; i++)
         {
-            ulong raw = BinaryPrimitives.ReadUInt64LittleEndian(packed[(ModelPacker.FixedHeader + 16 * i)..]);
-            ulong size = BinaryPrimitives.ReadUInt64LittleEndian(packed[(ModelPacker.FixedHeader + 16 * i + 8)..]);
+            ulong raw = BinaryPrimitives.ReadUInt64LittleEndian(packed[(streamTable + 16 * i)..]);
+            ulong size = BinaryPrimitives.ReadUInt64LittleEndian(packed[(streamTable + 16 * i + 8)..]);
             // The table has at most 21 bytes per payload and every other stream is part of the original bytes.
             ulong limit = i == 0 ? 21 * declared + 16 : declared;
             if (raw > limit) throw new PackedModelException($"damaged header: stream '{ModelPacker.StreamNames[i]}' claims {raw} bytes, more than the model can hold.");
-            if (size > (ulong)(packed.Length - position)) throw new PackedModelException($"truncated: stream '{ModelPacker.StreamNames[i]}' runs past the end of the file.");
+            if (size > (ulong)packed.Length) throw new PackedModelException($"truncated: stream '{ModelPacker.StreamNames[i]}' runs past the end of the file.");
             if ((raw == 0) != (size == 0)) throw new PackedModelException($"damaged header: stream '{ModelPacker.StreamNames[i]}' has {raw} bytes packed into {size}.");
             rawLengths[i] = (long)raw;
-            starts[i] = position;
-            lengths[i] = (long)size;
-            position += (long)size;
+            packedLengths[i] = (long)size;
+            chunkCount += raw == 0 ? 0 : ((long)raw - 1) / chunkSize + 1;
         }
-        if (position != packed.Length) throw new PackedModelException($"damaged: {packed.Length - position} unexpected bytes after the last stream.");
         long total = 0;
         for (int i = 1; i < count; i++) total += rawLengths[i];
         if (total != original) throw new PackedModelException($"damaged header: the streams hold {total} bytes, the model {original}.");
 
-        var streams = new byte[count][];
+        // Where each chunk's compressed bytes are and where they decode to; checked against the stream lengths and the file.
+        long lengthsAt = streamTable + count * 16L;
+        long position = lengthsAt + (version == ModelPacker.Version ? 4 * chunkCount : 0);
+        if (position > packed.Length) throw new PackedModelException($"truncated: {packed.Length} bytes is shorter than the chunk table.");
+        var chunks = new List<Chunk>((int)chunkCount);
         for (int i = 0; i < count; i++)
-            streams[i] = Decompress(packed.Slice((int)starts[i], (int)lengths[i]), rawLengths[i], ModelPacker.StreamNames[i]);
+        {
+            long sum = 0;
+            int index = 0;
+            for (long o = 0; o < rawLengths[i]; o += chunkSize, index++)
+            {
+                long length = version == ModelPacker.Version
+                    ? BinaryPrimitives.ReadUInt32LittleEndian(packed[(int)(lengthsAt + 4L * chunks.Count)..])
+                    : packedLengths[i];
+                if (length == 0 || length > packed.Length - position)
+                    throw new PackedModelException($"truncated: stream '{ModelPacker.StreamNames[i]}' chunk {index} runs past the end of the file.");
+                chunks.Add(new Chunk(i, index, o, Math.Min(chunkSize, rawLengths[i] - o), position, length));
+                position += length;
+                sum += length;
+            }
+            if (sum != packedLengths[i]) throw new PackedModelException($"damaged header: stream '{ModelPacker.StreamNames[i]}' declares {packedLengths[i]} packed bytes, its chunks {sum}.");
+        }
+        if (position != packed.Length) throw new PackedModelException($"damaged: {packed.Length - position} unexpected bytes after the last stream.");
+
+        var streams = new byte[count][];
+        for (int i = 0; i < count; i++) streams[i] = new byte[rawLengths[i]];
+        // Chunks decode independently: side by side, each into its own slice of its stream.
+        var source = packed.ToArray();
+        try
+        {
+            Parallel.For(0, chunks.Count, k =>
+            {
+                var c = chunks[k];
+                Decompress(source.AsSpan((int)c.Start, (int)c.PackedLength), streams[c.Stream].AsSpan((int)c.Offset, (int)c.RawLength),
+                    ModelPacker.StreamNames[c.Stream], c.Index);
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.OfType<PackedModelException>().FirstOrDefault() is { } first)
+        {
+            throw new PackedModelException(first.Message, first);
+        }
 
         var model = Assemble(streams, original);
         if (!SHA256.HashData(model).AsSpan().SequenceEqual(hash))
@@ -71,16 +118,16 @@ public static class PackedModel
         return model;
     }
 
-    private static byte[] Decompress(ReadOnlySpan<byte> source, long rawLength, string name)
+    /// <summary>One independently compressed piece of a stream.</summary>
+    private readonly record struct Chunk(int Stream, int Index, long Offset, long RawLength, long Start, long PackedLength);
+
+    private static void Decompress(ReadOnlySpan<byte> source, Span<byte> output, string name, int index)
     {
-        var output = new byte[rawLength];
-        if (rawLength == 0) return output;
-        // A destination of exactly the declared size: a stream that decodes to more or less is damaged.
+        // A destination of exactly the declared size: a chunk that decodes to more or less is damaged.
         using var decoder = new BrotliDecoder();
         var status = decoder.Decompress(source, output, out int consumed, out int written);
-        if (status != System.Buffers.OperationStatus.Done || consumed != source.Length || written != rawLength)
-            throw new PackedModelException($"damaged: stream '{name}' does not decode to its declared {rawLength} bytes.");
-        return output;
+        if (status != System.Buffers.OperationStatus.Done || consumed != source.Length || written != output.Length)
+            throw new PackedModelException($"damaged: stream '{name}' chunk {index} does not decode to its declared {output.Length} bytes.");
     }
 
     private static byte[] Assemble(byte[][] streams, long original)

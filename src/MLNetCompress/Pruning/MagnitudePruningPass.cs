@@ -7,7 +7,8 @@ namespace MLNetCompress.Pruning;
 /// <summary>
 /// Unstructured magnitude pruning of the constant weights of Conv, ConvTranspose, Gemm and MatMul: sets the
 /// smallest-magnitude values to exactly zero, per layer (a target sparsity, or |w| ≤ rate·std, the classic rule),
-/// over all layers at once (one global threshold), and/or in an N:M pattern along each layer's reduction axis.
+/// over all layers at once (one global threshold, or per-layer sparsities chosen by measured sensitivity on calibration
+/// data, see <see cref="SensitivityAllocation"/>), and/or in an N:M pattern along each layer's reduction axis.
 /// The graph keeps its shape and ops; only weight values change (store them compactly with
 /// <see cref="SparseStoragePass"/>).
 /// </summary>
@@ -63,7 +64,7 @@ public sealed class MagnitudePruningPass : LayerReportingPass<PruningPlan>
             float threshold = float.NaN;
             bool pooled = false;
             if (Options.LayerSparsity.TryGetValue(site.Name, out double own)) threshold = PruneToSparsity(values, own);
-            else if (Options.Global) pooled = true;
+            else if (Options.Allocation != SparsityAllocation.Uniform) pooled = true;
             else if (Options.Sparsity is double s) threshold = PruneToSparsity(values, s);
             else if (Options.StdRate is double rate)
             {
@@ -75,12 +76,32 @@ public sealed class MagnitudePruningPass : LayerReportingPass<PruningPlan>
         }
 
         float? global = null;
+        SensitivityProfile? profile = null;
+        var damage = new Dictionary<string, double>(StringComparer.Ordinal);
         var pool = work.Where(w => w.InGlobalPool).ToList();
         if (pool.Count > 0)
         {
             long total = pool.Sum(w => w.Values.LongLength);
             long k = (long)Math.Round(Options.Sparsity!.Value * total);
-            if (k > 0)
+            if (Options.Allocation == SparsityAllocation.Sensitivity)
+            {
+                profile = SensitivityAllocation.Measure(graph, pool.Select(w => (w.Site, w.Values)).ToList(), Options.Calibration!,
+                    Options.SensitivitySettings, context, Name);
+                var curves = profile.Curves;
+                long least = curves.Sum(c => c.Zeros[0]), most = curves.Sum(c => c.Zeros[^1]);
+                if (k < least) skipped.Add($"sensitivity allocation: the layers already hold {least} zeros, more than the {k} asked for; none were added.");
+                if (k > most) skipped.Add($"sensitivity allocation: {k} zeros asked for, but the grid's highest sparsity reaches {most}; stopped there.");
+                var counts = SensitivityAllocation.Allocate(curves, Math.Clamp(k, least, most));
+                for (int at = 0, j = 0; at < work.Count; at++)
+                {
+                    if (!work[at].InGlobalPool) continue;
+                    var w = work[at];
+                    work[at] = w with { Threshold = PruneToCount(w.Values, counts[j]) };
+                    damage[w.Site.Name] = curves[j].DamageAt(counts[j]);
+                    j++;
+                }
+            }
+            else if (k > 0)
             {
                 var memories = pool.Select(w => (ReadOnlyMemory<float>)w.Values).ToList();
                 float t = MagnitudeSelection.KthSmallestMagnitude(memories, k, out long below);
@@ -97,17 +118,22 @@ public sealed class MagnitudePruningPass : LayerReportingPass<PruningPlan>
             float maxPruned = 0;
             for (int i = 0; i < w.Values.Length; i++)
                 if (w.Values[i] == 0) maxPruned = MathF.Max(maxPruned, MathF.Abs(w.Original[i]));
-            layers.Add(new PrunedLayer(w.Site, w.Values, w.ZerosBefore, w.InGlobalPool ? global ?? 0 : w.Threshold, Options.Pattern, maxPruned));
+            bool byThreshold = w.InGlobalPool && Options.Allocation == SparsityAllocation.Global;
+            layers.Add(new PrunedLayer(w.Site, w.Values, w.ZerosBefore, byThreshold ? global ?? 0 : w.Threshold, Options.Pattern, maxPruned,
+                damage.TryGetValue(w.Site.Name, out double d) ? d : null));
         }
         context.Report(Name, "prune", sites.Count, sites.Count);
-        return new PruningPlan(layers, skipped, global);
+        return new PruningPlan(layers, skipped, global, profile);
     }
 
     /// <summary>Zeroes exactly round(s·n) values of smallest magnitude (zeros already there count); returns the threshold.</summary>
-    private static float PruneToSparsity(float[] values, double sparsity)
+    private static float PruneToSparsity(float[] values, double sparsity) => PruneToCount(values, (long)Math.Round(sparsity * values.Length));
+
+    /// <summary>Zeroes exactly <paramref name="k"/> values of smallest magnitude (zeros already there count; ties go in
+    /// index order); returns the threshold.</summary>
+    internal static float PruneToCount(float[] values, long k)
     {
-        long k = (long)Math.Round(sparsity * values.Length);
-        if (k == 0) return 0;
+        if (k <= 0) return 0;
         float t = MagnitudeSelection.KthSmallestMagnitude([values], k, out long below);
         MagnitudeSelection.ZeroBelow(values, t, k - below);
         return t;
@@ -148,6 +174,8 @@ public sealed class MagnitudePruningPass : LayerReportingPass<PruningPlan>
             layer.Site.Scope.ReplaceConstant(layer.Name, LayerWeights.Encode(layer.Site, layer.Values));
             changes.Add(layer.ToString());
         }
-        return changes.Count == 0 ? PassResult.Unchanged(Name, plan.Skipped) : new PassResult(Name, true, changes, plan.Skipped);
+        // The measurement's cost goes with the notes, beside what was skipped.
+        IReadOnlyList<string> notes = plan.Sensitivity is { } profile ? [.. plan.Skipped, profile.ToString()] : plan.Skipped;
+        return changes.Count == 0 ? PassResult.Unchanged(Name, notes) : new PassResult(Name, true, changes, notes);
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using System.Globalization;
+using MLNetCompress.Data;
 
 namespace MLNetCompress.Pruning;
 
@@ -29,9 +30,24 @@ public readonly record struct NMPattern(int N, int M)
     public override string ToString() => $"{N}:{M}";
 }
 
+/// <summary>How a total <see cref="PruningOptions.Sparsity"/> is shared out among the layers.</summary>
+public enum SparsityAllocation
+{
+    /// <summary>Every layer gets the same sparsity.</summary>
+    Uniform,
+
+    /// <summary>One magnitude threshold over all layers' weights: big, redundant layers lose more.</summary>
+    Global,
+
+    /// <summary>Each layer's damage to the model's outputs is measured on calibration data at a grid of sparsities
+    /// (<see cref="SensitivityAllocation"/>); sparsities are then chosen to reach the total with the least summed damage,
+    /// so sensitive layers keep more weights. Needs <see cref="PruningOptions.Calibration"/>.</summary>
+    Sensitivity,
+}
+
 /// <summary>
-/// Options of <see cref="MagnitudePruningPass"/>. Give a criterion — <see cref="Sparsity"/> (per layer, or over all
-/// layers with <see cref="Global"/>) or <see cref="StdRate"/> — and/or a <see cref="Pattern"/>. With both a pattern
+/// Options of <see cref="MagnitudePruningPass"/>. Give a criterion — <see cref="Sparsity"/> (per layer, or shared out
+/// over all layers by <see cref="Allocation"/>) or <see cref="StdRate"/> — and/or a <see cref="Pattern"/>. With both a pattern
 /// and a criterion, the pattern is applied first and the criterion prunes further among what it kept.
 /// </summary>
 public sealed record PruningOptions
@@ -45,8 +61,27 @@ public sealed record PruningOptions
     /// <summary>The classic rule (Han et al.): zero every |w| ≤ rate × the layer's standard deviation.</summary>
     public double? StdRate { get; init; }
 
-    /// <summary>One magnitude threshold over all layers' weights (needs <see cref="Sparsity"/>): big, redundant layers lose more.</summary>
-    public bool Global { get; init; }
+    /// <summary>How <see cref="Sparsity"/> is shared out: the same for every layer (default), one global threshold, or by
+    /// measured sensitivity. Anything but <see cref="SparsityAllocation.Uniform"/> makes it a total over the pruned weights.</summary>
+    public SparsityAllocation Allocation { get; init; }
+
+    /// <summary>Shorthand for <see cref="Allocation"/> = <see cref="SparsityAllocation.Global"/> (one magnitude threshold
+    /// over all layers' weights; needs <see cref="Sparsity"/>). Setting it false turns a global allocation back to uniform.</summary>
+    public bool Global
+    {
+        get => Allocation == SparsityAllocation.Global;
+        init
+        {
+            if (value) Allocation = SparsityAllocation.Global;
+            else if (Allocation == SparsityAllocation.Global) Allocation = SparsityAllocation.Uniform;
+        }
+    }
+
+    /// <summary>Calibration data for <see cref="SparsityAllocation.Sensitivity"/> (the layers' damage is measured on it).</summary>
+    public IDataFeed? Calibration { get; init; }
+
+    /// <summary>Grid, rows and runtime of the sensitivity measurement.</summary>
+    public SensitivityOptions SensitivitySettings { get; init; } = new();
 
     /// <summary>An N:M pattern along each layer's reduction axis (input channels), or null.</summary>
     public NMPattern? Pattern { get; init; }
@@ -74,8 +109,21 @@ public sealed record PruningOptions
             throw new ArgumentException("give Sparsity or StdRate, not both.", nameof(StdRate));
         if (Sparsity is null && StdRate is null && Pattern is null && LayerSparsity.Count == 0)
             throw new ArgumentException("give a criterion: Sparsity, StdRate, Pattern or LayerSparsity.", nameof(Sparsity));
-        if (Global && Sparsity is null)
+        if (!Enum.IsDefined(Allocation))
+            throw new ArgumentException($"Allocation {(int)Allocation} is not one of {string.Join(", ", Enum.GetNames<SparsityAllocation>())}.", nameof(Allocation));
+        if (Allocation == SparsityAllocation.Global && Sparsity is null)
             throw new ArgumentException("Global needs Sparsity (one threshold chosen to reach it over all layers).", nameof(Global));
+        if (Allocation == SparsityAllocation.Sensitivity)
+        {
+            if (Sparsity is null)
+                throw new ArgumentException("Sensitivity allocation needs Sparsity (the total it shares out among the layers).", nameof(Allocation));
+            if (Calibration is null)
+                throw new ArgumentException("Sensitivity allocation needs calibration data: set PruningOptions.Calibration (CLI: --calibration SPEC).", nameof(Calibration));
+            ArgumentNullException.ThrowIfNull(SensitivitySettings, nameof(SensitivitySettings));
+            SensitivitySettings.Validate();
+            if (Sparsity > SensitivitySettings.MaxSparsity)
+                throw new ArgumentException($"Sparsity {Sparsity} is above SensitivitySettings.MaxSparsity {SensitivitySettings.MaxSparsity}, the most any layer is measured at; raise it.", nameof(Sparsity));
+        }
         if (Pattern is { } p && !(p.N >= 0 && p.N < p.M && p.M <= 64))
             throw new ArgumentException($"pattern {p} is not N:M with 0 ≤ N < M ≤ 64.", nameof(Pattern));
         if (MinElements < 0)

@@ -7,11 +7,12 @@ namespace MLNetCompress.Pruning;
 /// <summary>What <see cref="MagnitudePruningPass"/> decided: the pruned values of each weight, and what it left alone.</summary>
 public sealed class PruningPlan
 {
-    internal PruningPlan(IReadOnlyList<PrunedLayer> layers, IReadOnlyList<string> skipped, float? globalThreshold)
+    internal PruningPlan(IReadOnlyList<PrunedLayer> layers, IReadOnlyList<string> skipped, float? globalThreshold, SensitivityProfile? sensitivity = null)
     {
         Layers = layers;
         Skipped = skipped;
         GlobalThreshold = globalThreshold;
+        Sensitivity = sensitivity;
     }
 
     /// <summary>The pruned weights, in graph order.</summary>
@@ -22,6 +23,9 @@ public sealed class PruningPlan
 
     /// <summary>The one magnitude threshold of a global run (values at or below it were candidates), or null.</summary>
     public float? GlobalThreshold { get; }
+
+    /// <summary>The measured curves of a sensitivity allocation (and what measuring cost), or null.</summary>
+    public SensitivityProfile? Sensitivity { get; }
 
     /// <summary>Values in the pruned weights.</summary>
     public long Elements => Layers.Sum(l => l.Elements);
@@ -36,8 +40,10 @@ public sealed class PruningPlan
 /// <summary>One pruned weight: its sparsity before and after, the threshold used and the values it will hold.</summary>
 public sealed class PrunedLayer
 {
-    internal PrunedLayer(WeightSite site, float[] values, long zerosBefore, float threshold, NMPattern? pattern, float maxAbsPruned)
+    internal PrunedLayer(WeightSite site, float[] values, long zerosBefore, float threshold, NMPattern? pattern, float maxAbsPruned,
+        double? sensitivity = null)
     {
+        Sensitivity = sensitivity;
         Site = site;
         Values = values;
         ZerosBefore = zerosBefore;
@@ -84,6 +90,10 @@ public sealed class PrunedLayer
     /// <summary>The largest magnitude set to zero.</summary>
     public float MaxAbsPruned { get; }
 
+    /// <summary>With a sensitivity allocation: the measured damage (relative output MSE with this layer alone pruned)
+    /// at its chosen sparsity, interpolated on its curve; otherwise null.</summary>
+    public double? Sensitivity { get; }
+
     /// <summary>The row for the compression report (pruning alone keeps the dense bytes; see SparseStoragePass).</summary>
     public LayerChange ToLayerChange()
     {
@@ -93,7 +103,7 @@ public sealed class PrunedLayer
     }
 
     private string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Sparsity:0.0%} zeros{(Pattern is { } p ? $" ({p})" : "")}");
+        $"{Sparsity:0.0%} zeros{(Pattern is { } p ? $" ({p})" : "")}{(Sensitivity is double d ? $", sensitivity {d:0.00e+0}" : "")}");
 
     /// <summary>One line: name, op, shape, sparsity before and after, threshold.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,

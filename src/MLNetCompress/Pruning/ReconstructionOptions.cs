@@ -19,13 +19,17 @@ public sealed record ReconstructionOptions
     /// which keeps it stable when calibration has fewer vectors than a layer has inputs.</summary>
     public double Damping { get; init; } = 0.01;
 
+    /// <summary>The pruning options with <see cref="Calibration"/> as their calibration data when they have none (a
+    /// sensitivity allocation measures the layers on the same data they are re-fitted on).</summary>
+    internal PruningOptions EffectivePruning => Pruning.Calibration is null ? Pruning with { Calibration = Calibration } : Pruning;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option.</summary>
     public void Validate()
     {
         ArgumentNullException.ThrowIfNull(Pruning, nameof(Pruning));
         ArgumentNullException.ThrowIfNull(Calibration, nameof(Calibration));
         ArgumentNullException.ThrowIfNull(CalibrationSettings, nameof(CalibrationSettings));
-        Pruning.Validate();
+        EffectivePruning.Validate();
         if (!(Damping >= 0 && double.IsFinite(Damping)))
             throw new ArgumentException($"Damping is {Damping}; it must be a finite number ≥ 0.", nameof(Damping));
     }

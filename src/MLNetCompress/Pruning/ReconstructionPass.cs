@@ -52,7 +52,7 @@ public sealed class ReconstructionPass : LayerReportingPass<ReconstructionPlan>
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(context);
-        var pruning = new MagnitudePruningPass(Options.Pruning).Preview(graph, context);
+        var pruning = new MagnitudePruningPass(Options.EffectivePruning).Preview(graph, context);
         var notes = new List<string>();
         var layers = new List<ReconstructedLayer>();
         var work = graph.Clone();
@@ -102,6 +102,7 @@ public sealed class ReconstructionPass : LayerReportingPass<ReconstructionPlan>
             changes.Add(fitted.TryGetValue(layer.Name, out var f) ? $"{layer}; {f}" : layer.ToString());
         }
         var skipped = plan.Pruning.Skipped.Concat(plan.Notes).ToList();
+        if (plan.Pruning.Sensitivity is { } profile) skipped.Add(profile.ToString());
         return changes.Count == 0 ? PassResult.Unchanged(Name, skipped) : new PassResult(Name, true, changes, skipped);
     }
 

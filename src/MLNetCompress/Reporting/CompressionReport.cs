@@ -39,6 +39,11 @@ public sealed record CompressionReport
     [JsonPropertyName("compressionRatio")]
     public double CompressionRatio => BytesAfter == 0 ? double.NaN : (double)BytesBefore / BytesAfter;
 
+    /// <summary>The model's size after each stage: the original, each recipe step (or just the written file), and the
+    /// packed container when one was written, each with its ratio to the original.</summary>
+    [JsonPropertyName("stages")]
+    public IReadOnlyList<SizeStage> Stages { get; init; } = [];
+
     /// <summary>Wall time of the compression run in seconds.</summary>
     [JsonPropertyName("elapsedSeconds")]
     public double ElapsedSeconds { get; init; }
@@ -133,6 +138,11 @@ public sealed record CompressionReport
             OutputPath = result.OutputPath,
             BytesBefore = result.BytesBefore,
             BytesAfter = result.BytesAfter,
+            Stages = result.Stages.Count > 0 ? result.Stages :
+            [
+                SizeStage.Of(SizeStage.OriginalName, result.BytesBefore, result.BytesBefore, result.InputPath is null ? null : Path.GetFileName(result.InputPath)),
+                SizeStage.Of(SizeStage.WrittenName, result.BytesAfter, result.BytesBefore, Path.GetFileName(result.OutputPath)),
+            ],
             ElapsedSeconds = result.Elapsed.TotalSeconds,
             Passes = result.Passes.Select(p => new PassSummary
             {

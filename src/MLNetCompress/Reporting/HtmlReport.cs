@@ -49,6 +49,7 @@ internal static class HtmlReport
         h.Append("<h1>").Append(E(title)).Append("</h1>\n");
 
         Summary(h, r);
+        Stages(h, r);
         if (r.Evaluation is { } e) Evaluation(h, e);
         Plots(h, r);
         LayerTable(h, r);
@@ -70,6 +71,22 @@ internal static class HtmlReport
         Field(h, "verified", r.Verification.Summary);
         Field(h, "elapsed", $"{ReportText.Number(r.ElapsedSeconds, "0.0")} s");
         h.Append("</table>\n");
+    }
+
+    private static void Stages(StringBuilder h, CompressionReport r)
+    {
+        if (r.Stages.Count == 0) return;
+        h.Append("<h2>Size after each stage</h2><table id=\"stage-table\"><tr><th>stage</th><th>bytes</th><th>size</th><th>smaller than the original</th><th>detail</th></tr>");
+        foreach (var st in r.Stages)
+        {
+            h.Append("<tr><td>").Append(E(st.Name)).Append("</td>");
+            Num(h, st.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)); Num(h, ReportText.Bytes(st.Bytes)); Num(h, ReportText.Ratio(st.Ratio));
+            h.Append("<td>").Append(E(st.Detail ?? "")).Append("</td></tr>");
+        }
+        h.Append("</table>\n");
+        h.Append(Bars("plot-stages", "Bytes after each stage", r.Stages.Select(st => st.Name).ToList(),
+            [new BarSeries("bytes", AfterColor, r.Stages.Select(st => (double?)st.Bytes).ToList())],
+            v => ReportText.Bytes((long)v))).Append('\n');
     }
 
     private static void Evaluation(StringBuilder h, EvaluationReport e)

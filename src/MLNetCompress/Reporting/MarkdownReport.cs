@@ -23,6 +23,18 @@ internal static class MarkdownReport
         Row(md, "elapsed", $"{ReportText.Number(r.ElapsedSeconds, "0.0")} s");
         md.AppendLine();
 
+        if (r.Stages.Count > 0)
+        {
+            md.AppendLine("## Size after each stage");
+            md.AppendLine();
+            md.AppendLine("| stage | bytes | size | smaller than the original | detail |");
+            md.AppendLine("| --- | ---: | ---: | ---: | --- |");
+            foreach (var st in r.Stages)
+                md.AppendLine($"| {Cell(st.Name)} | {st.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)} | {ReportText.Bytes(st.Bytes)} | " +
+                              $"{ReportText.Ratio(st.Ratio)} | {Cell(st.Detail ?? "")} |");
+            md.AppendLine();
+        }
+
         if (r.Evaluation is { } e)
         {
             md.AppendLine("## Evaluation");

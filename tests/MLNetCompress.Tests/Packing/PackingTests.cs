@@ -141,7 +141,7 @@ public class PackingTests
         AssertRefused(version, "version 9");
 
         var huge = (byte[])packed.Clone();
-        BitConverter.TryWriteBytes(huge.AsSpan(ModelPacker.FixedHeader + 16 + 8), long.MaxValue); // skeleton's packed length
+        BitConverter.TryWriteBytes(huge.AsSpan(StreamTable + 16 + 8), long.MaxValue); // skeleton's packed length
         AssertRefused(huge, "past the end");
 
         var bigRaw = (byte[])packed.Clone();
@@ -157,6 +157,83 @@ public class PackingTests
         AssertRefused(body, "damaged");
 
         AssertRefused([.. packed, 0], "unexpected bytes");
+    }
+
+    /// <summary>Where the per-stream lengths start in a version-2 container: after the fixed header and the chunk size.</summary>
+    private const int StreamTable = ModelPacker.FixedHeader + 4;
+
+    /// <summary>The streams' (raw, packed) lengths and the chunk lengths, read from a version-2 header by hand.</summary>
+    private static (int ChunkBytes, (long Raw, long Packed)[] Streams, uint[] Chunks) Header(byte[] packed)
+    {
+        Assert.Equal(2, packed[4]);
+        int chunkBytes = BitConverter.ToInt32(packed, ModelPacker.FixedHeader);
+        var streams = Enumerable.Range(0, packed[48])
+            .Select(i => (BitConverter.ToInt64(packed, StreamTable + 16 * i), BitConverter.ToInt64(packed, StreamTable + 16 * i + 8))).ToArray();
+        int chunks = streams.Sum(s => (int)((s.Item1 + chunkBytes - 1) / chunkBytes));
+        int at = StreamTable + 16 * streams.Length;
+        return (chunkBytes, streams, Enumerable.Range(0, chunks).Select(k => BitConverter.ToUInt32(packed, at + 4 * k)).ToArray());
+    }
+
+    [Fact]
+    public void StreamsSpanningSeveralChunks_RoundTripByteExact_AndTheChunkTableAddsUp()
+    {
+        // The CNN's 3.2 MB of float weights make four 1 MiB chunks of bytes4; an int64 tensor of 3 MB spans three of bytes8.
+        var cnn = File.ReadAllBytes(RealModels.CnnSample);
+        var ints = new TensorProto { Name = "i", DataType = (int)OnnxDataType.Int64, RawData = ByteString.CopyFrom(Enumerable.Range(0, 3 << 17).SelectMany(i => BitConverter.GetBytes((long)i * i % 1_000_003)).ToArray()) };
+        ints.Dims.Add(3 << 17);
+        var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "g" } };
+        model.Graph.Initializer.Add(ints);
+        foreach (var bytes in new[] { cnn, model.ToByteArray() })
+        {
+            var packed = RoundTrip(bytes, new PackOptions { Quality = 5, ChunkBytes = PackOptions.MinChunkBytes });
+            var (chunkBytes, streams, chunks) = Header(packed);
+            Assert.Equal(1 << 20, chunkBytes);
+            Assert.Contains(streams, s => s.Raw > 2 * chunkBytes);
+            // Independent of the reader: the header, the chunk lengths and the chunks themselves fill the file exactly.
+            Assert.Equal(packed.LongLength, StreamTable + 16L * streams.Length + 4L * chunks.Length + chunks.Sum(c => (long)c));
+            Assert.Equal(streams.Sum(s => s.Packed), chunks.Sum(c => (long)c));
+            Assert.Equal(bytes.LongLength, streams.Skip(1).Sum(s => s.Raw));
+        }
+        // The chunk size changes how the bytes are cut, never what comes back.
+        RoundTrip(cnn, new PackOptions { Quality = 1, ChunkBytes = 3 << 20 });
+        Assert.Throws<ArgumentException>(() => ModelPacker.Pack(cnn, new PackOptions { ChunkBytes = 4096 }));
+    }
+
+    [Fact]
+    public void ACorruptedChunk_IsRefusedWithOneLine()
+    {
+        var model = File.ReadAllBytes(RealModels.CnnSample);
+        var packed = ModelPacker.Pack(model, new PackOptions { Quality = 5, ChunkBytes = PackOptions.MinChunkBytes }).Packed;
+        var (_, streams, chunks) = Header(packed);
+        // The second chunk of bytes4 (stream 4): skip the header, the chunk table and every chunk before it.
+        int before = streams.Take(4).Sum(s => (int)((s.Raw + (1 << 20) - 1) >> 20)) + 1;
+        long start = StreamTable + 16L * streams.Length + 4L * chunks.Length + chunks.Take(before).Sum(c => (long)c);
+        var damaged = (byte[])packed.Clone();
+        for (int k = 0; k < 16; k++) damaged[start + chunks[before] / 2 + k] ^= 0xA5;
+        AssertRefused(damaged, "damaged");
+
+        // A chunk length that no longer adds up to its stream's.
+        var table = (byte[])packed.Clone();
+        int lengthAt = StreamTable + 16 * streams.Length + 4 * before;
+        BitConverter.TryWriteBytes(table.AsSpan(lengthAt), chunks[before] - 1);
+        BitConverter.TryWriteBytes(table.AsSpan(lengthAt + 4), chunks[before + 1] + 1);
+        AssertRefused(table, "damaged");
+    }
+
+    [Fact]
+    public void Version1Containers_AreStillRead()
+    {
+        // A version-1 file is a version-2 file of one chunk per stream without the chunk size and the chunk lengths.
+        var model = File.ReadAllBytes(RealModels.MlpSample);
+        var packed = ModelPacker.Pack(model, new PackOptions { Quality = 5 }).Packed;
+        var (_, streams, chunks) = Header(packed);
+        Assert.Equal(streams.Count(s => s.Raw > 0), chunks.Length);
+        int tableEnd = StreamTable + 16 * streams.Length;
+        byte[] v1 = [.. packed[..ModelPacker.FixedHeader], .. packed[StreamTable..tableEnd], .. packed[(tableEnd + 4 * chunks.Length)..]];
+        v1[4] = 1;
+        Assert.Equal(model, PackedModel.Unpack(v1));
+        v1[4] = 3;
+        AssertRefused(v1, "versions 1 and 2");
     }
 
     private static void AssertRefused(byte[] data, string expected)

@@ -95,7 +95,7 @@ public class ReportWriterTests
         var json = System.Net.WebUtility.HtmlDecode(dom[start..dom.IndexOf("</pre>", start, StringComparison.Ordinal)]);
         var plots = JsonSerializer.Deserialize<List<PlotBox>>(json, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
 
-        var expected = new[] { "plot-bytes", "plot-sparsity", "plot-clusters", "plot-bits", "plot-error", "plot-maxerror" }
+        var expected = new[] { "plot-stages", "plot-bytes", "plot-sparsity", "plot-clusters", "plot-bits", "plot-error", "plot-maxerror" }
             .Concat(report.Layers.Select((_, k) => $"hist-{k}")).ToList();
         Assert.Equal(expected.Order(), plots.Select(p => p.Id).Order());
         foreach (var p in plots)
@@ -103,8 +103,9 @@ public class ReportWriterTests
             Assert.True(p.Width > 0 && p.Height > 0, $"{p.Id} is laid out {p.Width}x{p.Height}");
             Assert.True(p.Marks > 0 && p.Drawn == p.Marks, $"{p.Id}: {p.Drawn} of {p.Marks} marks drawn with a size");
         }
-        // Bytes: two bars per layer; histograms: bins before and after.
+        // Bytes: two bars per layer; stages: the original and the written file; histograms: bins before and after.
         Assert.Equal(2 * report.Layers.Count, plots.Single(p => p.Id == "plot-bytes").Marks);
+        Assert.Equal(2, plots.Single(p => p.Id == "plot-stages").Marks);
 
         var png = Path.Combine(dir, "report.png");
         Chromium.Run(chromium, dir, $"--screenshot={png}", "--window-size=1280,2400", "--hide-scrollbars", new Uri(html).AbsoluteUri);

@@ -12,7 +12,7 @@ namespace MLNetCompress.Cli.Commands;
 
 /// <summary>
 /// <c>cluster MODEL -o OUT --clusters K [--init kmeans++|linear|density] [--seed N] [--max-iterations N]
-/// [--exclude NAME]... [--min-elements N] [--sparse-storage] [--calibration SPEC] [--min-cosine C] [--report DIR]</c>:
+/// [--exclude NAME]... [--min-elements N] [--sparse-storage] [--sparse-format auto|coo|bitmask] [--calibration SPEC [--refine]] [--min-cosine C] [--report DIR]</c>:
 /// weight sharing — each layer's weights become K centroids (a codebook) and an index per weight, gathered back
 /// at load; verifies the result in ONNX Runtime and writes it.
 /// </summary>
@@ -38,10 +38,16 @@ internal static class ClusterCommand
         var minElements = new Option<int?>("--min-elements") { Description = "Leave weights with fewer values in float (default 1024).", HelpName = "N" };
         minElements.CustomParser = r => (int?)PruneCommand.ParseNumber(r, "--min-elements", v => v >= 0 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 0");
         var sparseStorage = new Option<bool>("--sparse-storage") { Description = "Afterwards, store mostly-zero tensors as sparse initializers when that is smaller." };
+        var sparseFormat = PruneCommand.SparseFormatOption();
         var calibration = new Option<string?>("--calibration", "-c")
         {
-            Description = $"Probe data for verification (a data spec: {DataSpec.Expected}); default: random probes.",
+            Description = $"Calibration data (a data spec: {DataSpec.Expected}): the probes of verification (default: random probes) and, with --refine, the inputs codebooks are refined on.",
             HelpName = "SPEC",
+        };
+        var refine = new Option<bool>("--refine")
+        {
+            Description = "Refine each layer's codebook by least squares on its real inputs from --calibration (the assignment kept; " +
+                "a refined codebook is kept only where it lowers the layer's output error). Needs --calibration.",
         };
         var minCosine = CommonOptions.MinCosine("every probe row", 0.99);
         var report = CommonOptions.Report();
@@ -50,7 +56,7 @@ internal static class ClusterCommand
             "weight (zeros of a pruned layer stay exactly zero), gathered back at load so inference runs at fp32 speed; " +
             "verify the result in ONNX Runtime and write it.")
         {
-            model, output, clusters, init, seed, iterations, exclude, minElements, sparseStorage, calibration, minCosine, report,
+            model, output, clusters, init, seed, iterations, exclude, minElements, sparseStorage, sparseFormat, calibration, refine, minCosine, report,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
@@ -60,6 +66,12 @@ internal static class ClusterCommand
             double cosine = r.GetValue(minCosine);
             CommonOptions.CheckMinCosine(cosine);
             CommonOptions.CheckReport(r.GetValue(report));
+            bool refined = r.GetValue(refine);
+            // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
+            string? spec = r.GetValue(calibration);
+            if (refined && spec is null) throw new InputException("--refine needs --calibration SPEC (the data the codebooks are refined on)");
+            IDataFeed? probes = spec is null ? null
+                : DataSpec.Parse(spec, ModelFiles.Inputs(path, RuntimeOptions.Default), new DataSpecOptions { ModelPath = path });
             var defaults = new KMeansClusteringOptions();
             var options = new KMeansClusteringOptions
             {
@@ -69,19 +81,35 @@ internal static class ClusterCommand
                 MaxIterations = r.GetValue(iterations) ?? defaults.MaxIterations,
                 Exclude = (r.GetValue(exclude) ?? []).ToHashSet(StringComparer.Ordinal),
                 MinElements = r.GetValue(minElements) ?? defaults.MinElements,
+                Refine = refined,
+                Calibration = refined ? probes : null,
             };
             List<IGraphPass> passes = [new KMeansClusteringPass(options)];
-            if (r.GetValue(sparseStorage)) passes.Add(new SparseStoragePass());
-            // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
-            string? spec = r.GetValue(calibration);
-            IDataFeed? probes = spec is null ? null
-                : DataSpec.Parse(spec, ModelFiles.Inputs(path, RuntimeOptions.Default), new DataSpecOptions { ModelPath = path });
-            var compression = new CompressionOptions { OutputPath = r.GetValue(output)!, Probes = probes, Verification = new VerifyOptions { MinCosine = cosine } };
+            if (PruneCommand.SparseStorage(r.GetValue(sparseStorage), r.GetValue(sparseFormat)) is { } storage) passes.Add(new SparseStoragePass(storage));
+            var compression = new CompressionOptions
+            {
+                OutputPath = r.GetValue(output)!, Probes = probes, Verification = new VerifyOptions { MinCosine = cosine },
+                Log = ctx.Verbose ? ctx.Err.WriteLine : null, // per-layer refinement errors and timings
+            };
             var result = await PruneCommand.CompressWithProgress(ctx, "clustering", path, passes, compression, ct).ConfigureAwait(false);
-            ctx.Render(DemoCommand.ToDocument(result));
+            var doc = DemoCommand.ToDocument(result);
+            if (refined) doc.Notes("Codebook refinement (output error on the calibration inputs)", RefinementLines(result));
+            ctx.Render(doc);
             await CommonOptions.WriteReportAsync(ctx, r.GetValue(report), result, probes, null, ct).ConfigureAwait(false);
             return ErrorReporter.Success;
         });
         return command;
     }
+
+    /// <summary>"weight: output error a% -> b% ..." for each weight refinement looked at: the tail of the pass's change
+    /// line (<see cref="ClusteredLayer.ToString"/>) from its "output error".</summary>
+    private static List<string> RefinementLines(CompressionResult result) =>
+    [
+        .. from pass in result.Passes
+           where pass.PassName == "kmeans-clustering"
+           from line in pass.Changes
+           let at = line.IndexOf("; output error", StringComparison.Ordinal)
+           where at >= 0
+           select $"{line.Split(' ', 2)[0]}: {line[(at + 2)..]}",
+    ];
 }

@@ -1,14 +1,20 @@
 using System.CommandLine;
+using System.Globalization;
+using MLNetCompress.Cli.Output;
 using MLNetCompress.Compression;
 using MLNetCompress.Data;
+using MLNetCompress.Inspection;
+using MLNetCompress.Packing;
 using MLNetCompress.Recipes;
+using MLNetCompress.Reporting;
 using MLNetCompress.Runtime;
 
 namespace MLNetCompress.Cli.Commands;
 
 /// <summary>
-/// <c>compress MODEL --recipe FILE -o OUT [--calibration SPEC] [--min-cosine C] [--vocab FILE]</c>: runs a recipe (an
-/// ordered list of steps, see onnx-samples/recipes) on a model, verifies the result in ONNX Runtime and writes it.
+/// <c>compress MODEL --recipe FILE -o OUT [--calibration SPEC] [--min-cosine C] [--vocab FILE] [--pack OUT.mlcz] [--report DIR]</c>:
+/// runs a recipe (an ordered list of steps, see onnx-samples/recipes) on a model, verifies the result in ONNX Runtime and
+/// writes it, optionally packs it too, and shows the size after each step (and after packing).
 /// </summary>
 internal static class CompressCommand
 {
@@ -33,12 +39,17 @@ internal static class CompressCommand
             HelpName = "C",
         };
         var vocab = new Option<string?>("--vocab") { Description = "A BERT vocab.txt for text: data.", HelpName = "FILE" };
+        var pack = new Option<string?>("--pack")
+        {
+            Description = "Also pack the written model into this entropy-coded container (.mlcz, see 'pack'); the size table and the report show it as the last stage.",
+            HelpName = "OUT.mlcz",
+        };
         var report = CommonOptions.Report();
         var command = new Command("compress",
             "Run a recipe — an ordered list of steps such as prepare, quantize-static, prune, reconstruct, cluster, lowrank, " +
             "sparse-storage — on a model; verify the result in ONNX Runtime and write it. Recipes for common goals are in onnx-samples/recipes.")
         {
-            model, recipe, output, calibration, minCosine, vocab, report,
+            model, recipe, output, calibration, minCosine, vocab, pack, report,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
@@ -47,6 +58,11 @@ internal static class CompressCommand
             ModelFiles.Require(path, "MODEL");
             if (r.GetValue(minCosine) is double c) CommonOptions.CheckMinCosine(c);
             CommonOptions.CheckReport(r.GetValue(report));
+            string? packPath = r.GetValue(pack);
+            if (packPath is not null && (Directory.Exists(packPath) || string.IsNullOrWhiteSpace(Path.GetFileName(packPath))))
+                throw new InputException($"--pack '{packPath}' is a folder; give a file name such as model.mlcz");
+            if (packPath is not null && Path.GetFullPath(packPath) == Path.GetFullPath(r.GetValue(output)!))
+                throw new InputException($"--pack '{packPath}' is also the --output model; give the container its own name, such as model.mlcz");
             Recipe plan;
             try
             {
@@ -84,7 +100,17 @@ internal static class CompressCommand
             {
                 throw new InputException(e.Message.TrimEnd('.'));
             }
+            if (packPath is not null)
+            {
+                var packed = await ProgressBar.RunAsync(ctx, "packing", _ => ModelPacker.PackFile(result.OutputPath, packPath), ct).ConfigureAwait(false);
+                result = result with { Stages = SizeStage.WithPack(result.Stages, result.BytesBefore, packed.PackedBytes, packPath) };
+            }
             var doc = DemoCommand.ToDocument(result);
+            doc.Table("Size after each stage", [new Column("stage"), new Column("bytes", true), new Column("smaller", true), new Column("detail")],
+                result.Stages.Select(st => new[]
+                {
+                    st.Name, Sizes.Format(st.Bytes), st.Ratio.ToString("0.00", CultureInfo.InvariantCulture) + "x", st.Detail ?? "",
+                }));
             doc.Notes("Notes", notes);
             ctx.Render(doc);
             await CommonOptions.WriteReportAsync(ctx, r.GetValue(report), result, feed, null, ct).ConfigureAwait(false);

@@ -11,7 +11,8 @@ using MLNetCompress.Runtime;
 namespace MLNetCompress.Cli.Commands;
 
 /// <summary>
-/// <c>prune MODEL -o OUT (--sparsity S | --std-rate R | --pattern N:M) [--global] [--pattern N:M] [--sparse-storage]
+/// <c>prune MODEL -o OUT (--sparsity S | --std-rate R | --pattern N:M) [--allocation uniform|global|sensitivity | --global] [--pattern N:M] [--sparse-storage]
+/// [--sparse-format auto|coo|bitmask]
 /// [--exclude NAME]... [--min-elements N] [--calibration SPEC [--reconstruct]] [--min-cosine C] [--report DIR]</c>: zeroes the
 /// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally re-fits the kept ones on the calibration data
 /// and stores them sparsely, verifies the result in ONNX Runtime and writes it.
@@ -24,13 +25,20 @@ internal static class PruneCommand
     {
         var model = new Argument<string>("MODEL") { Description = "The .onnx model to prune (only read)." };
         var output = new Option<string>("--output", "-o") { Description = "The pruned model to write.", Required = true, HelpName = "OUT" };
-        var sparsity = new Option<double?>("--sparsity", "-s") { Description = "Fraction of each layer's weights to zero, in [0, 1) (with --global: of all pruned weights).", HelpName = "S" };
+        var sparsity = new Option<double?>("--sparsity", "-s") { Description = "Fraction of each layer's weights to zero, in [0, 1) (with --allocation global or sensitivity: of all pruned weights).", HelpName = "S" };
         sparsity.CustomParser = r => ParseNumber(r, "--sparsity", v => v is >= 0 and < 1, "a fraction in [0, 1)");
         var stdRate = new Option<double?>("--std-rate") { Description = "Zero every |w| ≤ R × the layer's standard deviation (the classic rule).", HelpName = "R" };
         stdRate.CustomParser = r => ParseNumber(r, "--std-rate", v => v >= 0 && double.IsFinite(v), "a number ≥ 0");
-        var global = new Option<bool>("--global") { Description = "One magnitude threshold over all layers, chosen to reach --sparsity overall." };
+        var global = new Option<bool>("--global") { Description = "One magnitude threshold over all layers, chosen to reach --sparsity overall (same as --allocation global)." };
+        var allocation = new Option<string?>("--allocation")
+        {
+            Description = "How --sparsity is shared among layers: uniform (each layer, default), global (one threshold over all weights), " +
+                "or sensitivity (each layer's output damage is measured on --calibration at a grid of sparsities; sensitive layers keep more, same total).",
+            HelpName = "uniform|global|sensitivity",
+        };
         var pattern = new Option<string?>("--pattern") { Description = "N:M sparsity (e.g. 2:4) along each layer's input channels; alone or before --sparsity/--std-rate.", HelpName = "N:M" };
         var sparseStorage = new Option<bool>("--sparse-storage") { Description = "Store mostly-zero weights as sparse initializers (values + indices) when that is smaller." };
+        var sparseFormat = SparseFormatOption();
         var exclude = new Option<string[]>("--exclude") { Description = "A weight or node name to leave alone (repeatable).", HelpName = "NAME", AllowMultipleArgumentsPerToken = false };
         var minElements = new Option<int?>("--min-elements") { Description = "Leave weights with fewer values alone (default 1024).", HelpName = "N" };
         minElements.CustomParser = r => (int?)ParseNumber(r, "--min-elements", v => v >= 0 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 0");
@@ -61,7 +69,7 @@ internal static class PruneCommand
             "optionally store them sparsely so the file shrinks; verify the result in ONNX Runtime and write it. " +
             "Give --sparsity, --std-rate or --pattern; or --structured --channels F to remove whole channels.")
         {
-            model, output, sparsity, stdRate, global, pattern, sparseStorage, exclude, minElements, calibration, minCosine, report, reconstruct,
+            model, output, sparsity, stdRate, global, allocation, pattern, sparseStorage, sparseFormat, exclude, minElements, calibration, minCosine, report, reconstruct,
             structured, channels, criterion, roundTo, keepAtLeast, noResidual,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
@@ -69,7 +77,11 @@ internal static class PruneCommand
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(sparsity), r.GetValue(stdRate), r.GetValue(global),
                 r.GetValue(pattern), r.GetValue(sparseStorage), r.GetValue(exclude) ?? [], r.GetValue(minElements), r.GetValue(calibration),
                 r.GetValue(minCosine), r.GetValue(report), r.GetValue(reconstruct),
-                new StructuredSettings(r.GetValue(structured), r.GetValue(channels), r.GetValue(criterion), r.GetValue(roundTo), r.GetValue(keepAtLeast), r.GetValue(noResidual)));
+                new StructuredSettings(r.GetValue(structured), r.GetValue(channels), r.GetValue(criterion), r.GetValue(roundTo), r.GetValue(keepAtLeast), r.GetValue(noResidual)))
+            {
+                Allocation = r.GetValue(allocation),
+                SparseFormat = r.GetValue(sparseFormat),
+            };
             return await RunAsync(context(r), settings, ct).ConfigureAwait(false);
         });
         return command;
@@ -77,7 +89,14 @@ internal static class PruneCommand
 
     private sealed record Settings(string Model, string Output, double? Sparsity, double? StdRate, bool Global, string? Pattern,
         bool SparseStorage, string[] Exclude, int? MinElements, string? Calibration, double MinCosine, string? Report, bool Reconstruct,
-        StructuredSettings Structured);
+        StructuredSettings Structured)
+    {
+        /// <summary>--allocation as typed, or null.</summary>
+        public string? Allocation { get; init; }
+
+        /// <summary>--sparse-format as typed, or null.</summary>
+        public string? SparseFormat { get; init; }
+    }
 
     private sealed record StructuredSettings(bool On, double? Channels, string? Criterion, int? RoundTo, int? KeepAtLeast, bool NoResidualGroups)
     {
@@ -104,6 +123,11 @@ internal static class PruneCommand
             throw new InputException("give --sparsity or --std-rate, not both");
         if (s.Global && s.Sparsity is null)
             throw new InputException("--global needs --sparsity S (the overall fraction the one threshold must reach)");
+        var allocation = ParseAllocation(s.Allocation, s.Global);
+        if (allocation != SparsityAllocation.Uniform && s.Sparsity is null)
+            throw new InputException($"--allocation {s.Allocation} needs --sparsity S (the total fraction it shares out among the layers)");
+        if (allocation == SparsityAllocation.Sensitivity && s.Calibration is null)
+            throw new InputException("--allocation sensitivity needs --calibration SPEC (the data each layer's sensitivity is measured on)");
         CommonOptions.CheckMinCosine(s.MinCosine);
         CommonOptions.CheckReport(s.Report);
         NMPattern? pattern = null;
@@ -116,7 +140,7 @@ internal static class PruneCommand
         {
             Sparsity = s.Sparsity,
             StdRate = s.StdRate,
-            Global = s.Global,
+            Allocation = allocation,
             Pattern = pattern,
             Exclude = s.Exclude.ToHashSet(StringComparer.Ordinal),
             MinElements = s.MinElements ?? new PruningOptions().MinElements,
@@ -127,14 +151,54 @@ internal static class PruneCommand
         // The data spec is checked before anything is computed: a typo fails fast and nothing is written.
         IDataFeed? probes = s.Calibration is null ? null
             : DataSpec.Parse(s.Calibration, ModelFiles.Inputs(s.Model, RuntimeOptions.Default), new DataSpecOptions { ModelPath = s.Model });
+        if (allocation == SparsityAllocation.Sensitivity) options = options with { Calibration = probes };
         List<IGraphPass> passes =
             [s.Reconstruct ? new ReconstructionPass(new ReconstructionOptions { Pruning = options, Calibration = probes! }) : new MagnitudePruningPass(options)];
-        if (s.SparseStorage) passes.Add(new SparseStoragePass());
+        if (SparseStorage(s.SparseStorage, s.SparseFormat) is { } storage) passes.Add(new SparseStoragePass(storage));
         var compression = new CompressionOptions { OutputPath = s.Output, Probes = probes, Verification = new VerifyOptions { MinCosine = s.MinCosine } };
         var result = await CompressWithProgress(ctx, "pruning", s.Model, passes, compression, ct).ConfigureAwait(false);
         ctx.Render(DemoCommand.ToDocument(result));
         await CommonOptions.WriteReportAsync(ctx, s.Report, result, probes, null, ct).ConfigureAwait(false);
         return ErrorReporter.Success;
+    }
+
+    /// <summary><c>--sparse-format auto|coo|bitmask</c>, shared by prune and cluster.</summary>
+    internal static Option<string?> SparseFormatOption()
+    {
+        var option = new Option<string?>("--sparse-format")
+        {
+            Description = "How --sparse-storage stores mostly-zero tensors (implies it): coo (sparse_initializer, values + indices; the default), " +
+                "bitmask (a 1-bit mask + the non-zero values, 4-bit for cluster indices, expanded by nodes ONNX Runtime folds at load; opset 11+), " +
+                "or auto (per tensor, the smaller file).",
+            HelpName = "auto|coo|bitmask",
+        };
+        option.AcceptOnlyFromAmong("auto", "coo", "bitmask");
+        return option;
+    }
+
+    /// <summary>The sparse-storage options of --sparse-storage / --sparse-format, or null when neither is given.</summary>
+    internal static SparseStorageOptions? SparseStorage(bool on, string? format) => format switch
+    {
+        null => on ? new SparseStorageOptions() : null,
+        "auto" => new SparseStorageOptions { Format = SparseFormat.Auto },
+        "bitmask" => new SparseStorageOptions { Format = SparseFormat.Bitmask },
+        _ => new SparseStorageOptions { Format = SparseFormat.Coo },
+    };
+
+    /// <summary>--allocation (case-insensitive), with --global as the alias of global; a clash or an unknown name is a one-line error.</summary>
+    internal static SparsityAllocation ParseAllocation(string? text, bool global)
+    {
+        var allocation = text?.ToLowerInvariant() switch
+        {
+            null => global ? SparsityAllocation.Global : SparsityAllocation.Uniform,
+            "uniform" => SparsityAllocation.Uniform,
+            "global" => SparsityAllocation.Global,
+            "sensitivity" => SparsityAllocation.Sensitivity,
+            _ => throw new InputException($"--allocation takes uniform, global or sensitivity, not '{text}'"),
+        };
+        if (global && allocation != SparsityAllocation.Global)
+            throw new InputException($"--global means --allocation global; drop one of --global and --allocation {text}");
+        return allocation;
     }
 
     private static async Task<int> RunStructuredAsync(CliContext ctx, Settings s, CancellationToken ct)
@@ -144,8 +208,9 @@ internal static class PruneCommand
             throw new InputException("--channels, --criterion, --round-to, --keep-at-least and --no-residual-groups need --structured");
         if (t.Channels is not double fraction)
             throw new InputException("--structured needs --channels FRACTION (the share of each layer's output channels to remove)");
-        if (s.Sparsity is not null || s.StdRate is not null || s.Pattern is not null || s.Global || s.SparseStorage || s.MinElements is not null)
-            throw new InputException("--structured removes whole channels; --sparsity, --std-rate, --pattern, --global, --sparse-storage and --min-elements are for zeroing weights: use one kind per run");
+        if (s.Sparsity is not null || s.StdRate is not null || s.Pattern is not null || s.Global || s.SparseStorage || s.MinElements is not null || s.Allocation is not null
+            || s.SparseFormat is not null)
+            throw new InputException("--structured removes whole channels; --sparsity, --std-rate, --pattern, --global, --allocation, --sparse-storage, --sparse-format and --min-elements are for zeroing weights: use one kind per run");
         CommonOptions.CheckMinCosine(s.MinCosine);
         CommonOptions.CheckReport(s.Report);
         var criterion = t.Criterion?.ToLowerInvariant() switch

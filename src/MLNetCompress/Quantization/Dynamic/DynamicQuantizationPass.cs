@@ -19,7 +19,9 @@ namespace MLNetCompress.Quantization.Dynamic;
 /// float 2-D initializer, a weight below <see cref="DynamicQuantizationOptions.MinElements"/>, a weight that
 /// is also a graph input or output, or an excluded node name are left alone with a reason. With
 /// <see cref="DynamicQuantizationOptions.QuantizeEmbeddings"/>, large constant Gather tables (word embeddings, the
-/// larger half of a small BERT) are stored int8 per row as well.
+/// larger half of a small BERT) are stored int8 per row as well. A clustered weight (index tensor + float codebook,
+/// <see cref="ClusteredWeight"/>) keeps its index tensor: its codebook becomes int8 and <c>Gather(int8 codebook, indices)</c>
+/// feeds MatMulInteger; ONNX Runtime folds the Gather at load and fuses as for a plain weight.
 /// </remarks>
 public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantizationPlan>
 {
@@ -60,19 +62,53 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             return new DynamicQuantizationPlan([], skipped);
         }
         var matMuls = new List<DynamicMatMul>();
+        var clustered = new List<(GraphScope Scope, NodeProto Node, ClusteredWeight Weight)>();
         foreach (var scope in graph.Scopes)
             foreach (var node in scope.Nodes)
             {
                 context.Cancellation.ThrowIfCancellationRequested();
                 if (node.OpType != "MatMul" || !GraphEdits.IsOnnxDomain(node) || node.Input.Count != 2) continue;
+                if (ClusteredWeight.Find(scope, node.Input[1]) is { } c)
+                {
+                    // Quantized through its codebook below, once the clustered values are read (one session for all).
+                    if (ClusteredReason(scope, node, c) is { } why) skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: {why}");
+                    else clustered.Add((scope, node, c));
+                    continue;
+                }
                 var planned = PlanMatMul(graph, scope, node, out string? reason);
                 if (planned is not null) matMuls.Add(planned);
                 else if (reason is not null) skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: {reason}");
             }
+        if (clustered.Count > 0)
+        {
+            var values = ClusteredWeight.ReadValues(graph, clustered.Select(c => c.Weight).ToList(), skipped);
+            foreach (var (scope, node, weight) in clustered)
+            {
+                var codebook = values.TryGetValue(weight, out var v) ? weight.Quantize(v, Options.PerChannel ? 1 : null) : null;
+                if (codebook is null)
+                    skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: its clustered weight " +
+                                (v is null ? "could not be evaluated." : "holds NaN or infinite values."));
+                else matMuls.Add(new DynamicMatMul(scope, node, weight, codebook));
+            }
+            // Graph order, as the report lists layers.
+            var order = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
+            foreach (var n in graph.Scopes.SelectMany(s => s.Nodes)) order[n] = order.Count;
+            matMuls.Sort((x, y) => order[x.Node].CompareTo(order[y.Node]));
+        }
         var embeddings = Options.QuantizeEmbeddings
             ? EmbeddingQuantization.Plan(graph, EmbeddingScheme.Int8PerRow, Options.MinEmbeddingElements, 0, true, Options.ExcludeNodes, skipped, context.Cancellation)
             : [];
         return new DynamicQuantizationPlan(matMuls, skipped, embeddings);
+    }
+
+    /// <summary>Why a MatMul with a clustered weight stays as it is, or null (the checks <see cref="MatMulWeight"/> makes of a plain one).</summary>
+    private string? ClusteredReason(GraphScope scope, NodeProto node, ClusteredWeight weight)
+    {
+        if (Options.ExcludeNodes.Contains(node.Name) || Options.ExcludeNodes.Contains(GraphScope.NodeLabel(node))) return "excluded by name.";
+        if (scope.ConstantValue(node.Input[0]) is not null) return "its A is constant too.";
+        if (weight.Dims.Length != 2) return $"its clustered weight has rank {weight.Dims.Length}, not 2.";
+        if (weight.Count < Options.MinElements) return $"{weight.Count} weight elements, below MinElements {Options.MinElements}.";
+        return null;
     }
 
     private DynamicMatMul? PlanMatMul(ModelGraph graph, GraphScope scope, NodeProto node, out string? reason)
@@ -116,6 +152,7 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             changes.Add(m.ToString());
         }
         foreach (var (scope, w) in weights) GraphEdits.RemoveIfUnused(scope, w);
+        foreach (var m in plan.MatMuls) m.Clustered?.RemoveIfUnused();
         foreach (var e in plan.Embeddings)
         {
             EmbeddingQuantization.Rewrite(graph, e);
@@ -141,17 +178,29 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             quantizedInputs[(scope, a)] = aq;
         }
         long[] scaleDims = m.Scales.Length > 1 ? [m.Scales.Length] : [];
-        var q = TensorData.FromInt8(graph.UniqueName(m.Weight + "_quantized"), m.ShapeArray, m.Quantized);
+        string q;
+        if (m.Clustered is { } c)
+        {
+            // Gather(int8 codebook, indices) before the MatMul's place: folded at load into the int8 B that ONNX Runtime fuses.
+            int before = scope.Nodes.Count;
+            q = c.EmitInt8(graph, m.Codebook!);
+            at += scope.Nodes.Count - before;
+        }
+        else
+        {
+            var weight = TensorData.FromInt8(graph.UniqueName(m.Weight + "_quantized"), m.ShapeArray, m.Quantized);
+            scope.AddInitializer(weight);
+            q = weight.Name;
+        }
         var scale = TensorData.FromFloats(graph.UniqueName(m.Weight + "_scale"), scaleDims, m.Scales);
         var zeroPoint = TensorData.FromInt8(graph.UniqueName(m.Weight + "_zero_point"), scaleDims, new sbyte[m.Scales.Length]);
-        scope.AddInitializer(q);
         scope.AddInitializer(scale);
         scope.AddInitializer(zeroPoint);
 
         string integer = graph.UniqueName(y + "_int32");
         string asFloat = graph.UniqueName(y + "_int32_float");
         string scaleProduct = graph.UniqueName(y + "_scale");
-        scope.AddNode(GraphEdits.Node(graph, "MatMulInteger", prefix + "_integer", [aq.Q, q.Name, aq.ZeroPoint, zeroPoint.Name], [integer]), at++);
+        scope.AddNode(GraphEdits.Node(graph, "MatMulInteger", prefix + "_integer", [aq.Q, q, aq.ZeroPoint, zeroPoint.Name], [integer]), at++);
         scope.AddNode(GraphEdits.Node(graph, "Mul", prefix + "_scale_product", [aq.Scale, scale.Name], [scaleProduct]), at++);
         scope.AddNode(GraphEdits.Node(graph, "Cast", prefix + "_cast", [integer], [asFloat],
             GraphEdits.IntAttr("to", (long)OnnxDataType.Float)), at++);

@@ -35,6 +35,22 @@ public sealed class DynamicMatMul
         Scope = scope; Node = node; Weight = weight; ShapeArray = shape; Quantized = quantized; Scales = scales; MaxAbsError = maxAbsError;
     }
 
+    /// <summary>A MatMul whose weight is clustered: the index tensor is kept and the codebook quantized
+    /// (<see cref="Quantized"/> holds the int8 codebook, k entries per scale).</summary>
+    internal DynamicMatMul(GraphScope scope, NodeProto node, ClusteredWeight clustered, QuantizedCodebook codebook)
+        : this(scope, node, clustered.Name, clustered.Dims, codebook.Values, codebook.Scales, codebook.MaxAbsError)
+    {
+        Clustered = clustered;
+        Codebook = codebook;
+    }
+
+    internal ClusteredWeight? Clustered { get; }
+
+    internal QuantizedCodebook? Codebook { get; }
+
+    /// <summary>Centroids of the weight's codebook when it is clustered, else null.</summary>
+    public int? Clusters => Clustered?.Clusters;
+
     /// <summary>The MatMul's label (its name, or op and outputs).</summary>
     public string NodeName => GraphScope.NodeLabel(Node);
 
@@ -53,11 +69,13 @@ public sealed class DynamicMatMul
     /// <summary>Largest <c>|w - q * scale|</c> over the weight.</summary>
     public float MaxAbsError { get; }
 
-    /// <summary>Payload bytes before (float).</summary>
-    public long BytesBefore => 4L * Quantized.LongLength;
+    /// <summary>Payload bytes before (float; a clustered weight: its indices and float codebook).</summary>
+    public long BytesBefore => Clustered is { } c ? c.StoredBytes : 4L * Quantized.LongLength;
 
-    /// <summary>Payload bytes after: int8 values, float scales and int8 zero points.</summary>
-    public long BytesAfter => Quantized.LongLength + 5L * Scales.Length;
+    /// <summary>Payload bytes after: int8 values (a clustered weight: its indices, the int8 codebook and the channel
+    /// offsets), float scales and int8 zero points.</summary>
+    public long BytesAfter => Quantized.LongLength + 5L * Scales.Length
+        + (Clustered is { } c ? c.IndexBytes + (Codebook!.Axis is null ? 0 : OnnxDataTypes.ByteCount(c.IndexType, Scales.Length)) : 0);
 
     internal GraphScope Scope { get; }
 
@@ -70,9 +88,11 @@ public sealed class DynamicMatMul
     internal float[] Scales { get; }
 
     /// <summary>The storage after, in words.</summary>
-    public string StorageAfter => Scales.Length > 1
-        ? $"int8 per-column ({Scales.Length} float scales), dynamic uint8 activations"
-        : "int8 per-tensor (1 float scale), dynamic uint8 activations";
+    public string StorageAfter => Clustered is { } c
+        ? $"clustered, codebook quantized: {c.Clusters} int8 centroids{(Scales.Length > 1 ? $" per column ({Scales.Length} float scales)" : ", 1 float scale")}, index tensor kept, dynamic uint8 activations"
+        : Scales.Length > 1
+            ? $"int8 per-column ({Scales.Length} float scales), dynamic uint8 activations"
+            : "int8 per-tensor (1 float scale), dynamic uint8 activations";
 
     /// <summary>The row for the compression report.</summary>
     public LayerChange ToLayerChange() =>
@@ -80,5 +100,5 @@ public sealed class DynamicMatMul
 
     /// <summary>One line: node, weight, shape, storage and error.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"MatMul '{NodeName}' ({Weight} in {Graph}): float[{string.Join(",", ShapeArray)}] -> {StorageAfter}, {BytesBefore} -> {BytesAfter} bytes, max abs error {MaxAbsError:G3}");
+        $"MatMul '{NodeName}' ({Weight} in {Graph}): {(Clustered is null ? "" : "clustered ")}float[{string.Join(",", ShapeArray)}] -> {StorageAfter}, {BytesBefore} -> {BytesAfter} bytes, max abs error {MaxAbsError:G3}");
 }

@@ -14,9 +14,9 @@ internal sealed class ConvHandler : QdqOpHandler
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(scope);
-        if (!IsComputed(scope, node, 0) || !IsFloatInitializer(scope, node, 1))
+        if (!IsComputed(scope, node, 0) || !IsWeight(scope, node, 1))
         {
-            reason = "its weight is not a float initializer (or its input is constant)";
+            reason = "its weight is not a float initializer or clustered weight (or its input is constant)";
             return null;
         }
         reason = null;

@@ -15,9 +15,9 @@ internal sealed class ConvTransposeHandler : QdqOpHandler
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(scope);
-        if (!IsComputed(scope, node, 0) || !IsFloatInitializer(scope, node, 1))
+        if (!IsComputed(scope, node, 0) || !IsWeight(scope, node, 1))
         {
-            reason = "its weight is not a float initializer (or its input is constant)";
+            reason = "its weight is not a float initializer or clustered weight (or its input is constant)";
             return null;
         }
         // Per-channel scales along axis 1 describe M/group channels per group; with groups they would not line up

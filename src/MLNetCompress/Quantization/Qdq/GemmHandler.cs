@@ -15,9 +15,9 @@ internal sealed class GemmHandler : QdqOpHandler
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(scope);
-        if (!IsComputed(scope, node, 0) || !IsFloatInitializer(scope, node, 1) || RankOf(scope, node, 1) != 2)
+        if (!IsComputed(scope, node, 0) || !IsWeight(scope, node, 1) || RankOf(scope, node, 1) != 2)
         {
-            reason = "its B is not a 2-D float initializer (or its A is constant)";
+            reason = "its B is not a 2-D float initializer or clustered weight (or its A is constant)";
             return null;
         }
         if (IntAttribute(node, "transA", 0) != 0)

@@ -21,11 +21,11 @@ internal sealed class MatMulHandler : QdqOpHandler
             return null;
         }
         reason = null;
-        if (IsFloatInitializer(scope, node, 1) && RankOf(scope, node, 1) >= 2)
+        if (IsWeight(scope, node, 1) && RankOf(scope, node, 1) >= 2)
             return new QdqNodeRule([0], new QdqWeightInput(1, RankOf(scope, node, 1) - 1), null, QuantizeOutput: true, IsCompute: true);
         if (IsComputed(scope, node, 1))
             return new QdqNodeRule([0, 1], null, null, QuantizeOutput: true, IsCompute: true);
-        reason = "its B is a constant but not a float initializer of rank 2 or more";
+        reason = "its B is a constant but not a float initializer or clustered weight of rank 2 or more";
         return null;
     }
 }

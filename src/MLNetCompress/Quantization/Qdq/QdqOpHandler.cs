@@ -41,8 +41,15 @@ internal abstract class QdqOpHandler
         index < node.Input.Count && node.Input[index].Length > 0 && scope.Initializer(node.Input[index]) is { } t
         && OnnxDataTypes.FromWire(t.DataType) == OnnxDataType.Float;
 
-    /// <summary>The rank of an initializer input.</summary>
-    protected static int RankOf(GraphScope scope, NodeProto node, int index) => scope.Initializer(node.Input[index])!.Dims.Count;
+    /// <summary>True when input <paramref name="index"/> is a weight the pass can fold: a float initializer, or a
+    /// clustered weight (<see cref="ClusteredWeight"/>: its codebook is quantized and the index tensor kept).</summary>
+    protected static bool IsWeight(GraphScope scope, NodeProto node, int index) =>
+        IsFloatInitializer(scope, node, index)
+        || (index < node.Input.Count && ClusteredWeight.Find(scope, node.Input[index]) is not null);
+
+    /// <summary>The rank of a weight input (<see cref="IsWeight"/>).</summary>
+    protected static int RankOf(GraphScope scope, NodeProto node, int index) =>
+        scope.Initializer(node.Input[index]) is { } t ? t.Dims.Count : ClusteredWeight.Find(scope, node.Input[index])!.Dims.Length;
 
     /// <summary>True when input <paramref name="index"/> exists and is computed (not a constant).</summary>
     protected static bool IsComputed(GraphScope scope, NodeProto node, int index) =>

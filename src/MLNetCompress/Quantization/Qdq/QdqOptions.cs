@@ -42,7 +42,8 @@ public sealed record QdqOptions
     /// <summary>Weight type (int8 only).</summary>
     public QdqWeightType Weights { get; init; } = QdqWeightType.S8;
 
-    /// <summary>One scale per output channel of each weight (needs opset 13), else one per weight.</summary>
+    /// <summary>One scale per output channel of each weight (needs opset 13), else one per weight. A clustered weight then
+    /// gets an int8 codebook of k entries per channel (its index tensor is shared), else one of k entries.</summary>
     public bool PerChannel { get; init; } = true;
 
     /// <summary>How activation ranges are chosen from the calibration statistics.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using MLNetCompress.Calibration;
 using MLNetCompress.Compression;
+using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
 
 namespace MLNetCompress.Quantization.Qdq;
@@ -25,6 +26,23 @@ public sealed class QdqWeight
         Name = name; OpType = opType; Shape = shape; Axis = axis; Quantized = quantized; Scales = scales; MaxAbsError = maxAbsError;
     }
 
+    /// <summary>A clustered weight whose codebook is quantized: <see cref="Quantized"/> holds the int8 codebook.</summary>
+    internal QdqWeight(ClusteredWeight clustered, string opType, QuantizedCodebook codebook)
+        : this(clustered.Name, opType, clustered.Dims, codebook.Axis, codebook.Values, codebook.Scales, codebook.MaxAbsError)
+    {
+        Clustered = clustered;
+        Codebook = codebook;
+    }
+
+    /// <summary>The clustered weight (index tensor + codebook) this is, or null for a plain float initializer.</summary>
+    internal ClusteredWeight? Clustered { get; }
+
+    internal QuantizedCodebook? Codebook { get; }
+
+    /// <summary>Centroids of the codebook when the weight is clustered (its index tensor is kept and the k centroids are
+    /// quantized: <see cref="Quantized"/> then holds the int8 codebook, k per channel), else null.</summary>
+    public int? Clusters => Clustered?.Clusters;
+
     /// <summary>The float initializer's name.</summary>
     public string Name { get; }
 
@@ -37,7 +55,7 @@ public sealed class QdqWeight
     /// <summary>The per-channel axis, or null for one scale.</summary>
     public int? Axis { get; }
 
-    /// <summary>The int8 values.</summary>
+    /// <summary>The int8 values (of a clustered weight: its int8 codebook, [channels × k]).</summary>
     public IReadOnlyList<sbyte> Quantized { get; }
 
     /// <summary>The scales (max|w|/127 per channel).</summary>
@@ -46,9 +64,13 @@ public sealed class QdqWeight
     /// <summary>Largest |w − q·scale|.</summary>
     public float MaxAbsError { get; }
 
-    internal LayerChange ToLayerChange() => new(Name, OpType, "main", Shape, "float",
-        Axis is int a ? $"int8 QDQ per-channel (axis {a})" : "int8 QDQ per-tensor",
-        4L * Quantized.Count, Quantized.Count + 5L * Scales.Count, MaxAbsError);
+    internal LayerChange ToLayerChange() => Clustered is { } c
+        ? new(Name, OpType, "main", Shape, "float",
+            $"clustered, codebook quantized: {c.Clusters} int8 centroids{(Axis is int ca ? $" per channel (axis {ca})" : ", per-tensor scale")}, index tensor kept, QDQ",
+            c.StoredBytes, c.IndexBytes + Quantized.Count + 5L * Scales.Count + (Axis is null ? 0 : OnnxDataTypes.ByteCount(c.IndexType, Scales.Count)), MaxAbsError)
+        : new(Name, OpType, "main", Shape, "float",
+            Axis is int a ? $"int8 QDQ per-channel (axis {a})" : "int8 QDQ per-tensor",
+            4L * Quantized.Count, Quantized.Count + 5L * Scales.Count, MaxAbsError);
 }
 
 /// <summary>One bias stored as int32 with scale s_x·s_w (or left in float when it would overflow).</summary>

@@ -17,6 +17,9 @@ namespace MLNetCompress.Quantization.Qdq;
 /// Runs on the main graph. Needs ai.onnx opset 10 (13 with per-channel scales); run
 /// <see cref="Preparation.OpsetUpgradePass"/> first for older models. Already quantized models are left alone.
 /// Each op kind's rule is a <see cref="QdqOpHandler"/> in <see cref="QdqHandlerRegistry"/>.
+/// A clustered weight (<see cref="Clustering.KMeansClusteringPass"/>: an index tensor gathered from a float codebook)
+/// keeps its index tensor: only its codebook becomes int8 (k entries, or k per channel with per-channel scales), gathered
+/// and then dequantized (<see cref="ClusteredWeight"/>). ONNX Runtime folds the Gather at load and fuses as for a plain weight.
 /// </remarks>
 public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
 {
@@ -96,6 +99,9 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
                 skipped.Add($"{GraphScope.NodeLabel(node)}: an input has no float calibration statistics; left in float.");
             }
 
+        // Clustered weights are quantized through their codebook; their values are read once, one session for all.
+        var clustered = ClusteredWeights(scope, rules);
+        var clusteredValues = ClusteredWeight.ReadValues(graph, clustered.Values.ToList(), skipped);
         var weights = new Dictionary<string, QdqWeight>(StringComparer.Ordinal);
         var biases = new List<QdqBias>();
         // A copy: a node whose weight cannot be quantized leaves the table inside the loop.
@@ -106,10 +112,13 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             string name = node.Input[w.Index];
             if (!weights.TryGetValue(name, out var weight))
             {
-                weight = QuantizeWeight(scope, name, node.OpType, w.Axis);
+                string? problem = null;
+                weight = clustered.TryGetValue(name, out var c)
+                    ? QuantizeClustered(c, clusteredValues.GetValueOrDefault(c), node.OpType, w.Axis, out problem)
+                    : QuantizeWeight(scope, name, node.OpType, w.Axis);
                 if (weight is null)
                 {
-                    skipped.Add($"{name} ({node.OpType} '{GraphScope.NodeLabel(node)}'): NaN or infinite values; left in float.");
+                    skipped.Add($"{name} ({node.OpType} '{GraphScope.NodeLabel(node)}'): {problem ?? "NaN or infinite values"}; left in float.");
                     rules.Remove(node);
                     continue;
                 }
@@ -275,6 +284,35 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         return result;
     }
 
+    /// <summary>The weights of the selected nodes that are clustered (index tensor + codebook), by name.</summary>
+    private static Dictionary<string, ClusteredWeight> ClusteredWeights(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules)
+    {
+        var found = new Dictionary<string, ClusteredWeight>(StringComparer.Ordinal);
+        foreach (var (node, rule) in rules)
+            if (rule.Weight is { } w && scope.Initializer(node.Input[w.Index]) is null && !found.ContainsKey(node.Input[w.Index])
+                && ClusteredWeight.Find(scope, node.Input[w.Index]) is { } c)
+                found[c.Name] = c;
+        return found;
+    }
+
+    /// <summary>
+    /// A clustered weight keeps its index tensor and gets an int8 codebook: one of k entries with a per-tensor scale, or
+    /// with per-channel scales one of k entries per channel (read at c·k + index), so the scales are exactly those a
+    /// plain weight of the same values would get.
+    /// </summary>
+    private QdqWeight? QuantizeClustered(ClusteredWeight clustered, float[]? values, string opType, int axis, out string? problem)
+    {
+        if (values is null)
+        {
+            problem = "its clustered values could not be evaluated";
+            return null;
+        }
+        int? a = Options.PerChannel && clustered.Dims.Length >= 2 ? axis : null;
+        var codebook = clustered.Quantize(values, a);
+        problem = codebook is null ? "NaN or infinite values" : null;
+        return codebook is null ? null : new QdqWeight(clustered, opType, codebook);
+    }
+
     private QdqWeight? QuantizeWeight(GraphScope scope, string name, string opType, int axis)
     {
         var tensor = scope.Initializer(name)!;
@@ -325,6 +363,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             string dq = AddWeightDequantize(graph, scope, w);
             foreach (var node in plan.NodeList)
                 if (plan.Rules[node].Weight is { } wi && node.Input[wi.Index] == w.Name) scope.SetInput(node, wi.Index, dq);
+            w.Clustered?.RemoveIfUnused();
             changes.Add($"{w.Name}: {w.ToLayerChange().StorageAfter}, max abs error {w.MaxAbsError:G3}");
         }
         foreach (var b in plan.BiasList)
@@ -351,15 +390,26 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     {
         var shape = w.Shape.ToArray();
         long[] scaleDims = w.Axis is null ? [] : [w.Scales.Count];
-        var q = TensorData.FromInt8(graph.UniqueName(w.Name + "_quantized"), shape, w.Quantized.ToArray());
+        string quantized;
+        if (w.Clustered is { } c)
+        {
+            // Gather(int8 codebook, indices): ONNX Runtime folds it at load into the int8 initializer it fuses.
+            quantized = c.EmitInt8(graph, w.Codebook!);
+        }
+        else
+        {
+            var q = TensorData.FromInt8(graph.UniqueName(w.Name + "_quantized"), shape, w.Quantized.ToArray());
+            scope.AddInitializer(q);
+            quantized = q.Name;
+        }
         var scale = TensorData.FromFloats(graph.UniqueName(w.Name + "_scale"), scaleDims, w.Scales.ToArray());
         var zp = TensorData.FromInt8(graph.UniqueName(w.Name + "_zero_point"), scaleDims, new sbyte[w.Scales.Count]);
-        scope.AddInitializer(q);
         scope.AddInitializer(scale);
         scope.AddInitializer(zp);
         string output = graph.UniqueName(w.Name + "_dequantized");
-        var node = Node(graph, "DequantizeLinear", w.Name + "_DequantizeLinear", [q.Name, scale.Name, zp.Name], [output], w.Axis);
-        scope.AddNode(node, 0);
+        var node = Node(graph, "DequantizeLinear", w.Name + "_DequantizeLinear", [quantized, scale.Name, zp.Name], [output], w.Axis);
+        if (w.Clustered is not null) scope.InsertBefore(node, scope.Producer(w.Name)!);
+        else scope.AddNode(node, 0);
         return output;
     }
 

@@ -1,3 +1,4 @@
+using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Preparation;
 
@@ -19,11 +20,28 @@ public static class QdqRecipe
         if (modelOpset < quantize.RequiredOpset)
         {
             // Upgrading first (rather than refusing) keeps the user's command simple; the report says so.
-            passes.Insert(0, new OpsetUpgradePass(quantize.RequiredOpset));
-            notes?.Add($"opset upgraded from {modelOpset} to {quantize.RequiredOpset}: " +
-                       (options.PerChannel ? "per-channel QuantizeLinear/DequantizeLinear need opset 13." : "QuantizeLinear/DequantizeLinear need opset 10."));
+            passes.Insert(0, new UpgradeIfBelow(quantize.RequiredOpset, options.PerChannel, notes));
         }
         passes.Add(quantize);
         return passes;
+    }
+
+    /// <summary>
+    /// The opset upgrade, decided when it runs: an earlier step of a recipe (prepare with a higher opset) may already
+    /// have raised the model past <paramref name="target"/>, and an upgrade to a lower opset would be refused as a downgrade.
+    /// </summary>
+    private sealed class UpgradeIfBelow(long target, bool perChannel, ICollection<string>? notes) : IGraphPass
+    {
+        public string Name => "opset-upgrade";
+
+        public PassResult Run(ModelGraph graph, PassContext context)
+        {
+            long from = graph.OnnxOpset;
+            if (from >= target) return PassResult.Unchanged(Name);
+            var result = new OpsetUpgradePass(target).Run(graph, context);
+            notes?.Add($"opset upgraded from {from} to {target}: " +
+                       (perChannel ? "per-channel QuantizeLinear/DequantizeLinear need opset 13." : "QuantizeLinear/DequantizeLinear need opset 10."));
+            return result;
+        }
     }
 }
