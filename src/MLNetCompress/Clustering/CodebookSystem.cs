@@ -57,7 +57,7 @@ internal sealed class CodebookSystem
         if (h.Length != d * d) throw new ArgumentException($"H has {h.Length} values, not {d}×{d}.", nameof(h));
         if (weights.Length != indices.Length) throw new ArgumentException("one index per weight.", nameof(indices));
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
-        // Rows are copied to contiguous double blocks once; the workers then only read shared arrays.
+        // Rows are copied out contiguously once; the workers then only read shared arrays.
         var w = new float[rows * d];
         var idx = new byte[rows * d];
         for (int r = 0; r < rows; r++)
@@ -106,6 +106,7 @@ internal sealed class CodebookSystem
         // Per row of the block: its columns grouped by centroid (ascending column within a group), where each group
         // starts, and how many of the group's columns lie before the current i.
         public readonly int[] Columns = new int[BlockRows * d];
+        public readonly float[] Weights = new float[BlockRows * d]; // w at Columns[t]: read in order, not gathered
         public readonly int[] Starts = new int[BlockRows * (k + 1)];
         public readonly int[] Before = new int[BlockRows * k];
     }
@@ -128,6 +129,8 @@ internal sealed class CodebookSystem
                 int c = rowIdx[i];
                 if (c != skip) columns[starts[c] + before[c]++] = i;
             }
+            var ordered = buf.Weights.AsSpan(r * d, d);
+            for (int t = 0; t < starts[k]; t++) ordered[t] = w[(r0 + r) * d + columns[t]];
             before.Clear();
         }
         double norm = 0;
@@ -139,11 +142,11 @@ internal sealed class CodebookSystem
             {
                 int ci = idx[(r0 + r) * d + i];
                 if (ci == skip) continue;
-                var wr = w.AsSpan((r0 + r) * d, d);
-                double wi = wr[i];
+                double wi = w[(r0 + r) * d + i];
                 var starts = buf.Starts.AsSpan(r * (k + 1), k + 1);
                 var before = buf.Before.AsSpan(r * k, k);
                 var columns = buf.Columns.AsSpan(r * d, d);
+                var ordered = buf.Weights.AsSpan(r * d, d);
                 // Pairs (i, j) with j < i in the same row, both ways (H is symmetric, so each pair is read once):
                 // H_ij adds to A[ci, c] and A[c, ci]; H_ij·w_j to B[ci]; H_ji·w_i to B[c]; both to the norm.
                 double cross = 0;
@@ -159,14 +162,14 @@ internal sealed class CodebookSystem
                         double h0 = hRow[j0], h1 = hRow[j1];
                         s0 += h0;
                         s1 += h1;
-                        sw0 += h0 * wr[j0];
-                        sw1 += h1 * wr[j1];
+                        sw0 += h0 * ordered[t];
+                        sw1 += h1 * ordered[t + 1];
                     }
                     if (t < to)
                     {
                         double h0 = hRow[columns[t]];
                         s0 += h0;
-                        sw0 += h0 * wr[columns[t]];
+                        sw0 += h0 * ordered[t];
                     }
                     double sum = s0 + s1;
                     a[ci * k + c] += sum;

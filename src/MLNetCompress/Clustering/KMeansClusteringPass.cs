@@ -178,17 +178,24 @@ public sealed class KMeansClusteringPass : LayerReportingPass<ClusteringPlan>
                 var packed = new byte[h];
                 for (int i = 0; i < h; i++) packed[i] = (byte)(layer.IndexValues[i] | (h + i < n ? layer.IndexValues[h + i] << 4 : 0));
                 var p = TensorData.FromRaw(graph.UniqueName(name + "_nibbles"), [h], OnnxDataType.UInt8, packed);
-                var four = TensorData.FromRaw(graph.UniqueName(name + "_four"), [], OnnxDataType.UInt8, [4]);
+                // The shifts run on uint32 after a Cast, so the expansion starts with a Cast of low-bit storage, which
+                // constant folding (preparation, before quantization) keeps: folding the shifts would store the indices
+                // unpacked, and the Gather after them the dense weight.
+                var four = TensorData.FromIntegers(graph.UniqueName(name + "_four"), [], OnnxDataType.UInt32, [4L]);
+                var twentyEight = TensorData.FromIntegers(graph.UniqueName(name + "_twenty_eight"), [], OnnxDataType.UInt32, [28L]);
                 var shape = TensorData.FromInt64(graph.UniqueName(name + "_shape"), [site.Dims.Length], site.Dims);
                 scope.AddInitializer(p);
                 scope.AddInitializer(four);
+                scope.AddInitializer(twentyEight);
                 scope.AddInitializer(shape);
+                string wide = graph.UniqueName(name + "_nibbles_uint32");
                 string hi = graph.UniqueName(name + "_high"), up = graph.UniqueName(name + "_low_up"), lo = graph.UniqueName(name + "_low");
                 string all = graph.UniqueName(name + "_indices");
-                Add(GraphEdits.Node(graph, "BitShift", name + "_high", [p.Name, four.Name], [hi], Text("direction", "RIGHT")));
-                // uint8 shifts drop the bits pushed out: left then right clears the high nibble.
-                Add(GraphEdits.Node(graph, "BitShift", name + "_low_up", [p.Name, four.Name], [up], Text("direction", "LEFT")));
-                Add(GraphEdits.Node(graph, "BitShift", name + "_low", [up, four.Name], [lo], Text("direction", "RIGHT")));
+                Add(GraphEdits.Node(graph, "Cast", name + "_widen", [p.Name], [wide], Int("to", (long)OnnxDataType.UInt32)));
+                Add(GraphEdits.Node(graph, "BitShift", name + "_high", [wide, four.Name], [hi], Text("direction", "RIGHT")));
+                // uint32 shifts drop the bits pushed out: left by 28 then right by 28 keeps the low nibble.
+                Add(GraphEdits.Node(graph, "BitShift", name + "_low_up", [wide, twentyEight.Name], [up], Text("direction", "LEFT")));
+                Add(GraphEdits.Node(graph, "BitShift", name + "_low", [up, twentyEight.Name], [lo], Text("direction", "RIGHT")));
                 Add(GraphEdits.Node(graph, "Concat", name + "_concat", [lo, hi], [all], Int("axis", 0)));
                 if (n % 2 == 1)
                 {

@@ -106,13 +106,13 @@ public static class ModelPacker
         skeleton.Write(model[(int)at..]);
 
         byte[][] raw = [table.ToArray(), skeleton.ToArray(), .. payloads.Select(p => p.ToArray())];
-        // Every chunk of every stream is independent: compress them all side by side (quality 11 is slow).
+        // Every chunk of every stream is independent: compress them all side by side (quality 10 and 11 are slow).
         int chunk = options.ChunkBytes;
         var chunks = new List<(int Stream, int Offset, int Length)>();
         for (int i = 0; i < raw.Length; i++)
-            for (int o = 0; o < raw[i].Length; o += chunk) chunks.Add((i, o, Math.Min(chunk, raw[i].Length - o)));
+            for (long o = 0; o < raw[i].Length; o += chunk) chunks.Add((i, (int)o, (int)Math.Min(chunk, raw[i].Length - o)));
         var compressed = new byte[chunks.Count][];
-        // Largest first, so the last chunk to start is a small one and no core waits on a long tail.
+        // Roughly largest first (Parallel.For hands out indices mostly in order), so small chunks fill the tail.
         var order = Enumerable.Range(0, chunks.Count).OrderByDescending(k => chunks[k].Length).ToArray();
         Parallel.For(0, order.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, n =>
         {

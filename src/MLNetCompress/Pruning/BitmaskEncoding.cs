@@ -75,23 +75,6 @@ internal static class BitmaskEncoding
         }
         return new BitmaskTensor(dims, type, mask, payload, nonZeros, small);
     }
-
-    /// <summary>The dense raw bytes of an encoded tensor, decoded directly (not through the ONNX expansion).</summary>
-    public static byte[] Decode(BitmaskTensor t)
-    {
-        int size = OnnxDataTypes.BitsPerElement(t.DataType) / 8;
-        long count = t.Count;
-        var raw = new byte[count * size];
-        long at = 1;
-        for (int i = 0; i < count; i++)
-        {
-            if ((t.Mask[i >> 3] & (1 << (i & 7))) == 0) continue;
-            if (t.Nibbles) raw[i] = (byte)((t.Payload[at >> 1] >> (int)((at & 1) * 4)) & 0xF);
-            else t.Payload.AsSpan((int)(at * size), size).CopyTo(raw.AsSpan(i * size));
-            at++;
-        }
-        return raw;
-    }
 }
 
 /// <summary>

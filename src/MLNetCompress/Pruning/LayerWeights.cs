@@ -38,6 +38,9 @@ internal static class LayerWeights
                     string input = node.Input[i];
                     if (input.Length == 0 || !WeightInputs.IsWeightInput(node, i)) continue;
                     var site = Resolve(scope, input, node, i);
+                    if (site is null && scope.Producer(input) is { OpType: "DequantizeLinear" } && seen.Add((scope, input)))
+                        skipped.Add($"{input} ({node.OpType} in {scope.Path}): already quantized (int8 behind DequantizeLinear); " +
+                                    "compress the float model first, then quantize: the quantizers keep clusters and zeros.");
                     if (site is null || !seen.Add((site.Scope, site.Name))) continue;
                     string? reason = Reason(graph, site, excluded, minElements);
                     if (reason is null) sites.Add(site);

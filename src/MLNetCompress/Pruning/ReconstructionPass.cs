@@ -1,5 +1,6 @@
 using MLNetCompress.Calibration;
 using MLNetCompress.Compression;
+using MLNetCompress.Data;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Onnx.Proto;
@@ -71,7 +72,7 @@ public sealed class ReconstructionPass : LayerReportingPass<ReconstructionPlan>
                 notes.Add($"{layer.Name} ({layer.OpType}): kept as magnitude pruning left it; {why}");
                 continue;
             }
-            var stats = Collect(work, geometry, context.Cancellation);
+            var stats = Collect(work, geometry, Options.Calibration, Options.CalibrationSettings, context.Cancellation);
             var original = TensorData.ToFloatArray(layer.Site.Tensor);
             var (before, after) = ReconstructionSolver.Refit(stats.SecondMoment(), geometry.Inputs, original, layer.Values,
                 geometry.Rows, geometry.RowStride, geometry.ColStride, Options.Damping);
@@ -107,15 +108,14 @@ public sealed class ReconstructionPass : LayerReportingPass<ReconstructionPlan>
     }
 
     /// <summary>Runs the working model once over the calibration data and accumulates XᵀX of the layer's input vectors.</summary>
-    private RunningCovariance Collect(ModelGraph work, Geometry geometry, CancellationToken cancellationToken)
+    internal static RunningCovariance Collect(ModelGraph work, Geometry geometry, IDataFeed calibration, CalibrationOptions settings, CancellationToken cancellationToken)
     {
-        var settings = Options.CalibrationSettings;
         string input = geometry.Input;
         using var runner = ModelRunner.Load(CalibrationCollector.WithOutputs(work, [input]), settings.Runtime, settings.Log, [input]);
         var stats = new RunningCovariance(geometry.Inputs);
         var patch = new float[geometry.Inputs];
         long rows = 0;
-        foreach (var batch in Options.Calibration.Batches(settings.BatchSize, settings.MaxRows))
+        foreach (var batch in calibration.Batches(settings.BatchSize, settings.MaxRows))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var t = runner.Run(batch)[input];
@@ -130,12 +130,12 @@ public sealed class ReconstructionPass : LayerReportingPass<ReconstructionPlan>
             }
             rows += batch.RowCount;
         }
-        if (rows == 0) throw new InvalidOperationException($"the calibration data ({Options.Calibration.Description}) gave no rows.");
+        if (rows == 0) throw new InvalidOperationException($"the calibration data ({calibration.Description}) gave no rows.");
         return stats;
     }
 
     /// <summary>How a weight's values map to output rows and which value feeds the layer.</summary>
-    private sealed record Geometry(string Input, int Inputs, int Rows, int RowStride, int ColStride, ConvPatches? Conv)
+    internal sealed record Geometry(string Input, int Inputs, int Rows, int RowStride, int ColStride, ConvPatches? Conv)
     {
         public static Geometry? Of(ModelGraph graph, WeightSite site, out string? reason)
         {
@@ -166,7 +166,7 @@ public sealed class ReconstructionPass : LayerReportingPass<ReconstructionPlan>
     }
 
     /// <summary>The im2col view of a 2-D Conv: each output position's receptive field as one vector in weight order (c, ky, kx).</summary>
-    private sealed record ConvPatches(int Kh, int Kw, int StrideH, int StrideW, int DilationH, int DilationW, long[] Pads, string AutoPad)
+    internal sealed record ConvPatches(int Kh, int Kw, int StrideH, int StrideW, int DilationH, int DilationW, long[] Pads, string AutoPad)
     {
         public static ConvPatches? Of(NodeProto node, long[] dims, out string? reason)
         {

@@ -253,6 +253,7 @@ public sealed class SparseStoragePass : IGraphPass, ILayerReportingPass
                     Skipped.Add($"{x}: ONNX Runtime could not evaluate the constant nodes that compute it ({OrtRuntimeException.OneLine(e)}); left as it is.");
                     continue;
                 }
+                value = NarrowToBytes(value);
                 var valueType = OnnxDataTypes.FromWire(value.DataType);
                 if (valueType is not (OnnxDataType.UInt8 or OnnxDataType.Int8) || TensorData.ElementCount(value) < options.MinElements) continue;
                 // What goes away: the nodes, and the constants only they read (each kept in its cheapest current form).
@@ -268,6 +269,19 @@ public sealed class SparseStoragePass : IGraphPass, ILayerReportingPass
                 Replace(x, value, nodes, constants, existing, "computed " + OnnxDataTypes.Name(valueType), existingPayload);
             }
             context.Report(pass.Name, "computed indices", casts.Count, casts.Count);
+        }
+
+        /// <summary>
+        /// Wider unsigned index tensors whose values all fit a byte (the cluster pass splits its 4-bit pairs on uint32 so
+        /// preparation's constant folding keeps them packed) as uint8: the Cast that reads them gives the same indices.
+        /// </summary>
+        private static TensorProto NarrowToBytes(TensorProto value)
+        {
+            var type = OnnxDataTypes.FromWire(value.DataType);
+            if (type is not (OnnxDataType.UInt16 or OnnxDataType.UInt32 or OnnxDataType.UInt64)) return value;
+            var values = TensorData.ToInt64Array(value);
+            if (values.Any(v => v is < 0 or > byte.MaxValue)) return value;
+            return TensorData.FromIntegers(value.Name, value.Dims.ToArray(), OnnxDataType.UInt8, values);
         }
 
         /// <summary>A constant's serialized size, or that of its COO form when COO is allowed and smaller.</summary>

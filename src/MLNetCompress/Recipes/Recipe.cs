@@ -133,15 +133,32 @@ public sealed record Recipe
     private RecipeBuildContext Build(long modelOpset, IDataFeed? calibration, RuntimeOptions runtime, ICollection<string> notes, bool validationOnly,
         out List<IGraphPass> passes)
     {
+        var context = BuildSteps(modelOpset, calibration, runtime, notes, validationOnly, out var groups);
+        passes = groups.SelectMany(g => g.Passes).ToList();
+        return context;
+    }
+
+    /// <summary>The passes of each step, in order (a step merged into the next, such as prune into reconstruct, has none).</summary>
+    /// <exception cref="RecipeException">A step's values are bad or it needs calibration data that was not given.</exception>
+    internal IReadOnlyList<(int Index, RecipeStep Step, List<IGraphPass> Passes)> PassesByStep(long modelOpset, IDataFeed? calibration,
+        RuntimeOptions? runtime, ICollection<string>? notes)
+    {
+        BuildSteps(modelOpset, calibration, runtime ?? RuntimeOptions.Default, notes ?? new List<string>(), validationOnly: false, out var groups);
+        return groups;
+    }
+
+    private RecipeBuildContext BuildSteps(long modelOpset, IDataFeed? calibration, RuntimeOptions runtime, ICollection<string> notes, bool validationOnly,
+        out List<(int Index, RecipeStep Step, List<IGraphPass> Passes)> groups)
+    {
         var context = new RecipeBuildContext(Steps, modelOpset, calibration, runtime, notes, validationOnly);
-        passes = new List<IGraphPass>();
+        groups = new List<(int, RecipeStep, List<IGraphPass>)>(Steps.Count);
         for (int i = 0; i < Steps.Count; i++)
         {
             context.Index = i;
             var step = Steps[i] ?? throw new RecipeException(i, null, "the step is null; remove it");
             try
             {
-                passes.AddRange(step.Passes(context));
+                groups.Add((i, step, step.Passes(context).ToList()));
             }
             catch (ArgumentException e)
             {

@@ -80,7 +80,7 @@ public static class RecipeRunner
         if (recipe.Steps.Any(s => s is QuantizeStaticStep or QuantizeDynamicStep or MatMulNBitsStep) && QuantizedModelDetector.Describe(graph) is { } already)
             throw new CompressionException(CompressionStage.Load, $"{already.TrimEnd('.')}; nothing was written.");
         var notes = new List<string>();
-        var groups = PassesByStep(recipe, graph.OnnxOpset, options, notes);
+        var groups = recipe.PassesByStep(graph.OnnxOpset, options.Calibration, options.Runtime, notes);
         foreach (var note in notes) options.Log?.Invoke(note);
         // The last pass of each step measures the model once the step is done; a step merged into the next (prune into
         // reconstruct) has no pass of its own and shares the next one's row.
@@ -97,28 +97,6 @@ public static class RecipeRunner
             passes.Add(group[^1] is ILayerReportingPass lp ? new MeasuredLayerPass(lp, probe) : new MeasuredPass(group[^1], probe));
         }
         return passes;
-    }
-
-    /// <summary>The passes of each step, built the way <see cref="Recipe.Passes"/> builds them (same context, same errors).</summary>
-    private static List<(int Index, RecipeStep Step, List<IGraphPass> Passes)> PassesByStep(Recipe recipe, long opset, RecipeRunOptions options, List<string> notes)
-    {
-        var context = new RecipeBuildContext(recipe.Steps, opset, options.Calibration, options.Runtime, notes, validationOnly: false);
-        var groups = new List<(int, RecipeStep, List<IGraphPass>)>(recipe.Steps.Count);
-        for (int i = 0; i < recipe.Steps.Count; i++)
-        {
-            context.Index = i;
-            var step = recipe.Steps[i] ?? throw new RecipeException(i, null, "the step is null; remove it");
-            try
-            {
-                groups.Add((i, step, step.Passes(context).ToList()));
-            }
-            catch (ArgumentException e)
-            {
-                string field = e.ParamName is { Length: > 0 } p ? $" (field \"{char.ToLowerInvariant(p[0])}{p[1..]}\")" : "";
-                throw new RecipeException(i, step.Name, $"{RecipeJson.FirstSentence(e.Message)}{field}; fix that value in this step", e);
-            }
-        }
-        return groups;
     }
 
     /// <summary>Records the model's serialized size (what <see cref="ModelGraph.ToBytes"/> would write) as a stage.</summary>

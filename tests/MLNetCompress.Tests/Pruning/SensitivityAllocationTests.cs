@@ -238,6 +238,26 @@ public class SensitivityAllocationTests
         }
     }
 
+    private sealed class Recorder : IProgress<PassProgress>
+    {
+        public List<PassProgress> Reports { get; } = [];
+
+        public void Report(PassProgress value) => Reports.Add(value);
+    }
+
+    [Fact]
+    public void Measurement_ReportsProgressPerCandidate_AndLogsEachCurve()
+    {
+        var model = TwoBranches();
+        var recorder = new Recorder();
+        var log = new List<string>();
+        new MagnitudePruningPass(Sensitivity(model, 0.5)).Preview(ModelGraph.FromBytes(model), new PassContext { Progress = recorder, Log = log.Add });
+        var steps = recorder.Reports.Where(r => r.Step == "sensitivity").ToList();
+        Assert.Equal(Enumerable.Range(0, 13), steps.Select(r => r.Done));
+        Assert.All(steps, r => Assert.Equal(12, r.Total));
+        Assert.Equal(2, log.Count(l => l.StartsWith("sensitivity of W", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public void SensitivityWithoutCalibration_IsAOneLineErrorNamingTheFix()
     {

@@ -65,5 +65,8 @@ public class DeepCompressionOnnxRecipeTests(ITestOutputHelper output)
         output.WriteLine(e.Message);
         Assert.Contains("format", e.Message, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain('\n', e.Message);
+        // A misspelt field lists the real ones, format among them.
+        e = Assert.Throws<RecipeException>(() => Recipe.Parse("""{"steps":[{"step":"sparse-storage","fromat":"auto"}]}"""));
+        Assert.EndsWith("fields of sparse-storage: exclude, format, maxSizeRatio, minElements", e.Message, StringComparison.Ordinal);
     }
 }

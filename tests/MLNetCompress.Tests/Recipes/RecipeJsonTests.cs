@@ -126,7 +126,7 @@ public class RecipeJsonTests
     [InlineData("""{"steps":[{"step":"quantize-static","activations":"u4"}]}""", "recipe steps[0] (\"quantize-static\"): field \"activations\" has the wrong type or value")]
     [InlineData("""{"steps":[{"step":"reconstruct"}]}""", "recipe steps[0] (\"reconstruct\"): reconstruct re-fits the weights a prune step zeroes; put it right after")]
     [InlineData("""{"steps":[{"step":"lowrank"}]}""", "recipe steps[0] (\"lowrank\"): set exactly one of Energy, RankRatio, TargetParams and Vbmf (0 are set)")]
-    [InlineData("""{"steps":[{"step":"sparse-storage","foo":1}]}""", "recipe steps[0] (\"sparse-storage\"): unknown field \"foo\"; fields of sparse-storage: exclude, maxSizeRatio, minElements")]
+    [InlineData("""{"steps":[{"step":"sparse-storage","foo":1}]}""", "recipe steps[0] (\"sparse-storage\"): unknown field \"foo\"; fields of sparse-storage: exclude, format, maxSizeRatio, minElements")]
     [InlineData("""{"steps":[{"step":"weight-storage","format":"int3"}]}""", "recipe steps[0] (\"weight-storage\"): field \"format\" has the wrong type or value")]
     [InlineData("""{"steps":[{"step":"weight-storage","format":"int4","blockSize":12}]}""", "recipe steps[0] (\"weight-storage\"): BlockSize is 12; it must be a multiple of 8 (8, 16, 32, ...) so that blocks start on whole bytes (field \"blockSize\"); fix that value in this step")]
     [InlineData("""{"steps":[{"step":"prune-structured","fraction":1}]}""", "recipe steps[0] (\"prune-structured\"): Fraction is 1; it must be in [0, 1) (field \"fraction\"); fix that value in this step")]

@@ -23,9 +23,12 @@ public class ResNet18EightTimesRecipeTests(ITestOutputHelper output)
         var resnet = RealModels.ResNet18;
         var dir = RealModels.TempDir("recipe-resnet18-8x");
         var onnx = Path.Combine(dir, "resnet18.8x.onnx");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = RecipeRunner.Run(resnet, recipe, new RecipeRunOptions { OutputPath = onnx });
+        var compressed = clock.Elapsed;
         var mlcz = Path.Combine(dir, "resnet18.8x.mlcz");
         ModelPacker.PackFile(onnx, mlcz);
+        output.WriteLine($"compress {compressed.TotalSeconds:F1} s, pack {(clock.Elapsed - compressed).TotalSeconds:F1} s");
         long original = new FileInfo(resnet).Length, packed = new FileInfo(mlcz).Length;
         var stages = SizeStage.WithPack(result.Stages, result.BytesBefore, packed, mlcz);
         output.WriteLine(string.Join("; ", stages.Select(s => $"{s.Name} {s.Bytes:N0} B ({s.Ratio:F2}x)")));
@@ -53,5 +56,7 @@ public class ResNet18EightTimesRecipeTests(ITestOutputHelper output)
         output.WriteLine($"feature cosine on {cosines.Count} photos: mean {cosines.Average():F4}, min {cosines.Min():F4} ({string.Join(", ", cosines.Select(c => c.ToString("F4")))})");
         Assert.Equal(Directory.GetFiles(Path.Combine(RealModels.SamplesDir, "images")).Length, cosines.Count);
         Assert.True(cosines.Average() >= 0.98, $"mean feature cosine {cosines.Average():F4}");
+        // Measured 0.981 on the worst photo; a little room for k-means on another CPU's SIMD width.
+        Assert.True(cosines.Min() >= 0.975, $"lowest feature cosine {cosines.Min():F4}");
     }
 }

@@ -89,6 +89,9 @@ internal static class WeightCandidates
                         return inner is not null && OnnxDataTypes.IsFloatingPoint(inner.DataType) ? (inner, null) : (null, null);
                     case "DequantizeLinear":
                         return (null, "already quantized (computed by DequantizeLinear)");
+                    case "Gather" or "Reshape" when ClusteredWeight.Find(s, value) is { } clustered:
+                        return (null, $"clustered ({clustered}): its indices and codebook are already smaller than storage would make it, " +
+                                      "and re-quantizing the gathered values would lose the clusters; left as it is");
                     default:
                         return (null, null);
                 }
