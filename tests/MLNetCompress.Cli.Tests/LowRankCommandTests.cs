@@ -56,6 +56,8 @@ public class LowRankCommandTests
     [InlineData("--search-ratios takes comma-separated fractions", "--search-cosine", "0.9", "-c", "random", "--search-ratios", "0.5,2")]
     [InlineData("--search-cosine takes a cosine in (0, 1)", "--search-cosine", "1.5", "-c", "random")]
     [InlineData("give exactly one of", "--search-cosine", "0.9", "--energy", "0.9", "-c", "random")]
+    [InlineData("--shrinkage applies to data-aware splits", "--rank-ratio", "0.5", "--shrinkage", "0.5")]
+    [InlineData("--shrinkage takes a weight in [0, 1]", "--rank-ratio", "0.5", "-c", "random", "--data-aware", "--shrinkage", "1.5")]
     public async Task LowRank_BadSearchOptions_FailWithOneLine(string expected, params string[] args)
     {
         var output = Path.Combine(RealModels.TempDir("lowrank-cli-search-bad"), "out.onnx");

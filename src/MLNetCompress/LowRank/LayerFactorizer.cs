@@ -58,6 +58,7 @@ internal static class LayerFactorizer
         bool affine = bias is not null || canAddBias;
         var working = outputStats.Working;
         var cov = affine ? working.Covariance() : working.SecondMoment();
+        if (o.CovarianceShrinkage > 0) Shrink(cov, w, outDim, inDim, o.CovarianceShrinkage);
         var eig = Top(cov, outDim, outDim, known, o);
         int rank = known ?? RankChoice.Choose(o, eig.S, full, outDim + inDim, before);
         rank = Math.Min(rank, eig.Rank);
@@ -106,28 +107,38 @@ internal static class LayerFactorizer
     }
 
     /// <summary>
+    /// Shrinks the output covariance C = W·Σₓ·Wᵀ in place toward the plain (weight-only) target: C' = (1−λ)·C + λ·μ·W·Wᵀ
+    /// with μ = tr C / tr(W·Wᵀ). This is W·Σₓ'·Wᵀ for the input covariance shrunk toward a multiple of the identity,
+    /// Σₓ' = (1−λ)·Σₓ + λ·μ·I, with μ chosen so that both terms carry the same output energy (tr Σₓ / n is not known from
+    /// output statistics; the two agree when Σₓ is isotropic). λ = 1 gives the plain Eckart–Young split.
+    /// </summary>
+    internal static void Shrink(double[] cov, ReadOnlySpan<double> w, int outDim, int inDim, double lambda)
+    {
+        var gram = new double[outDim * outDim];
+        for (int i = 0; i < outDim; i++)
+        {
+            var wi = w.Slice(i * inDim, inDim);
+            for (int j = 0; j <= i; j++) gram[i * outDim + j] = gram[j * outDim + i] = TensorPrimitives.Dot(wi, w.Slice(j * inDim, inDim));
+        }
+        double traceC = 0, traceG = 0;
+        for (int i = 0; i < outDim; i++)
+        {
+            traceC += cov[i * outDim + i];
+            traceG += gram[i * outDim + i];
+        }
+        double mu = traceG > 0 ? traceC / traceG : 0;
+        TensorPrimitives.Multiply(cov, 1 - lambda, cov);
+        TensorPrimitives.MultiplyAdd(gram, lambda * mu, cov, cov);
+    }
+
+    /// <summary>
     /// Tucker-2 by HOSVD of W [Cout, Cin, kh, kw]: U_out (Cout×r2) and U_in (Cin×r1) are the leading left singular
     /// vectors of the mode-0 and mode-1 unfoldings; the core is W ×₀ U_outᵀ ×₁ U_inᵀ.
     /// </summary>
     public static (double[] UIn, double[] Core, double[] UOut, int R1, int R2) Tucker(double[] w, int cout, int cin, int kh, int kw, LowRankOptions o)
     {
         int k2 = kh * kw;
-        long before = (long)cout * cin * k2;
-        int? r1Known = null, r2Known = null;
-        switch (o.Criterion)
-        {
-            case RankCriterion.RankRatio:
-                r1Known = Math.Clamp((int)Math.Round(o.RankRatio!.Value * cin), 1, cin);
-                r2Known = Math.Clamp((int)Math.Round(o.RankRatio!.Value * cout), 1, cout);
-                break;
-            case RankCriterion.TargetParams:
-                // Equal fractions ρ of both channel counts: ρ²·Cin·Cout·k² + ρ·(Cin² + Cout²) = P·Cin·Cout·k².
-                double a = (double)cin * cout * k2, b = (double)cin * cin + (double)cout * cout;
-                double rho = (-b + Math.Sqrt(b * b + 4 * a * o.TargetParams!.Value * a)) / (2 * a);
-                r1Known = Math.Clamp((int)Math.Floor(rho * cin), 1, cin);
-                r2Known = Math.Clamp((int)Math.Floor(rho * cout), 1, cout);
-                break;
-        }
+        var (r1Known, r2Known) = TuckerRanks(cout, cin, k2, o);
         // Mode 0: Cout × (Cin·k²) is W itself; mode 1: Cin × (Cout·k²).
         var mode1 = new double[cin * cout * k2];
         for (int oc = 0; oc < cout; oc++)
@@ -164,6 +175,107 @@ internal static class LayerFactorizer
             }
         }
         return (uIn, core, uOut, r1, r2);
+    }
+
+    /// <summary>
+    /// Data-aware Tucker-2 of W [Cout, Cin, kh, kw] from the statistics of the conv's input channels (<paramref name="inputStats"/>)
+    /// and of its output y = W∗x + b (<paramref name="outputStats"/>). Squeeze: the rank-r1 map B·x that best preserves the
+    /// layer's output (treating positions as uncorrelated): with W₍₁₎ = U·S·Vᵀ the mode-1 unfolding (Cin × Cout·k²) and
+    /// G^{1/2} = U·S·Uᵀ, Q = the top eigenvectors of G^{1/2}·Σₓ·G^{1/2} give B = Qᵀ·G^{1/2} and the reduced weight
+    /// W₁ = W ×₁ (Qᵀ·U·Vᵀ) (the reduced-rank regression, with G^{-1/2}·W₍₁₎ = U·Vᵀ keeping it stable). Expand: P, the top-r2
+    /// eigenvectors of the output covariance (as the channel form), core = Pᵀ·W₁. The bias takes the mean of what both
+    /// projections drop (padding borders aside). <see cref="LowRankOptions.CovarianceShrinkage"/> shrinks Σₓ toward
+    /// (tr Σₓ / Cin)·I and the output covariance as in <see cref="Shrink"/>.
+    /// </summary>
+    public static (double[] UIn, double[] Core, double[] UOut, int R1, int R2, double[] Bias) TuckerDataAware(double[] w, int cout, int cin, int kh, int kw,
+        LowRankOptions o, RunningCrossCovariance inputStats, RunningCrossCovariance outputStats, double[]? bias)
+    {
+        int k2 = kh * kw, inner = cout * k2;
+        var (r1Known, r2Known) = TuckerRanks(cout, cin, k2, o);
+        var mode1 = new double[cin * inner];
+        for (int oc = 0; oc < cout; oc++)
+            for (int c = 0; c < cin; c++)
+                w.AsSpan((oc * cin + c) * k2, k2).CopyTo(mode1.AsSpan(c * inner + oc * k2, k2));
+        var svd = Svd.Full(mode1, cin, inner); // U cin×m, S m, Vt m×inner, m = min(cin, inner)
+        int m = svd.Rank;
+        // G^{1/2} = U·S·Uᵀ (cin×cin).
+        var us = new double[cin * m];
+        for (int c = 0; c < cin; c++)
+            for (int k = 0; k < m; k++) us[c * m + k] = svd.U[c * m + k] * svd.S[k];
+        var gHalf = Multiply(us, DenseKernels.Transpose(svd.U, cin, m), cin, m, cin);
+        var sigma = inputStats.Working.Covariance();
+        double shrink = o.CovarianceShrinkage;
+        if (shrink > 0)
+        {
+            double mu = 0;
+            for (int c = 0; c < cin; c++) mu += sigma[c * cin + c];
+            mu /= cin;
+            TensorPrimitives.Multiply(sigma, 1 - shrink, sigma);
+            for (int c = 0; c < cin; c++) sigma[c * cin + c] += shrink * mu;
+        }
+        var weighted = Multiply(Multiply(gHalf, sigma, cin, cin, cin), gHalf, cin, cin, cin);
+        var eigIn = Top(weighted, cin, cin, r1Known, o);
+        int r1 = Math.Min(r1Known ?? RankChoice.ByEnergy(eigIn.S, o.Energy ?? 1), eigIn.Rank);
+        var q = eigIn.Truncate(r1).U; // cin×r1
+        var qt = DenseKernels.Transpose(q, cin, r1);
+        var squeeze = Multiply(qt, gHalf, r1, cin, cin);                 // B: r1×cin
+        var qtU = Multiply(qt, svd.U, r1, cin, m);                       // r1×m
+        var reducedMode1 = Multiply(qtU, svd.Vt, r1, m, inner);          // W₁ as r1 × (cout·k²)
+
+        var cov = outputStats.Working.Covariance();
+        if (shrink > 0) Shrink(cov, w, cout, cin * k2, shrink);
+        var eigOut = Top(cov, cout, cout, r2Known, o);
+        int r2 = Math.Min(r2Known ?? RankChoice.ByEnergy(eigOut.S, o.Energy ?? 1), eigOut.Rank);
+        var p = eigOut.Truncate(r2).U; // cout×r2
+        // core[j, i, s] = Σ_o P[o, j]·W₁[o, i, s]; W₁[o, i, s] = reducedMode1[i, o·k² + s].
+        var core = new double[r2 * r1 * k2];
+        for (int oc = 0; oc < cout; oc++)
+            for (int i = 0; i < r1; i++)
+            {
+                var wi = reducedMode1.AsSpan(i * inner + oc * k2, k2);
+                for (int j = 0; j < r2; j++)
+                {
+                    double f = p[oc * r2 + j];
+                    if (f != 0) DenseKernels.AddScaled(core.AsSpan((j * r1 + i) * k2, k2), wi, f);
+                }
+            }
+        // Bias: ŷ = P·Pᵀ·ẑ + b' with ẑ the squeezed conv's output; b' = P·Pᵀ·(d + b) + (I − P·Pᵀ)·μ_y, d = E[z − ẑ] = ΣₛW·μₓ − ΣₛW₁·(B·μₓ).
+        var muX = inputStats.Working.Mean();
+        var bMu = new double[r1];
+        for (int i = 0; i < r1; i++) bMu[i] = TensorPrimitives.Dot(squeeze.AsSpan(i * cin, cin), muX);
+        var d = new double[cout];
+        for (int oc = 0; oc < cout; oc++)
+        {
+            double full = 0, kept = 0;
+            for (int c = 0; c < cin; c++) full += TensorPrimitives.Sum(w.AsSpan((oc * cin + c) * k2, k2)) * muX[c];
+            for (int i = 0; i < r1; i++) kept += TensorPrimitives.Sum(reducedMode1.AsSpan(i * inner + oc * k2, k2)) * bMu[i];
+            d[oc] = full - kept + (bias?[oc] ?? 0);
+        }
+        var muY = outputStats.Working.Mean();
+        TensorPrimitives.Subtract(d, muY, d); // d + b − μ_y, projected and added back to μ_y
+        var proj = new double[r2];
+        for (int oc = 0; oc < cout; oc++)
+            for (int j = 0; j < r2; j++) proj[j] += p[oc * r2 + j] * d[oc];
+        var newBias = new double[cout];
+        for (int oc = 0; oc < cout; oc++) newBias[oc] = muY[oc] + TensorPrimitives.Dot(p.AsSpan(oc * r2, r2), proj);
+        return (DenseKernels.Transpose(squeeze, r1, cin), core, p, r1, r2, newBias);
+    }
+
+    /// <summary>Tucker-2 ranks (r1, r2) known from the options before any SVD: ratio and parameter criteria; null otherwise.</summary>
+    private static (int? R1, int? R2) TuckerRanks(int cout, int cin, int k2, LowRankOptions o)
+    {
+        switch (o.Criterion)
+        {
+            case RankCriterion.RankRatio:
+                return (Math.Clamp((int)Math.Round(o.RankRatio!.Value * cin), 1, cin), Math.Clamp((int)Math.Round(o.RankRatio!.Value * cout), 1, cout));
+            case RankCriterion.TargetParams:
+                // Equal fractions ρ of both channel counts: ρ²·Cin·Cout·k² + ρ·(Cin² + Cout²) = P·Cin·Cout·k².
+                double a = (double)cin * cout * k2, b = (double)cin * cin + (double)cout * cout;
+                double rho = (-b + Math.Sqrt(b * b + 4 * a * o.TargetParams!.Value * a)) / (2 * a);
+                return (Math.Clamp((int)Math.Floor(rho * cin), 1, cin), Math.Clamp((int)Math.Floor(rho * cout), 1, cout));
+            default:
+                return (null, null);
+        }
     }
 
     /// <summary>The top singular triplets: randomized when the rank is known and well below full, else the full SVD.</summary>

@@ -11,7 +11,8 @@ public enum ConvFactorization
     Channel,
     /// <summary>K×1 Cin→r, then 1×K r→Cout (Jaderberg et al. 2014): vertical stride/pads on the first, horizontal on the second. 2-D convs only.</summary>
     Spatial,
-    /// <summary>Tucker-2 squeeze–conv–expand: 1×1 Cin→r1, K×K r1→r2, 1×1 r2→Cout, initialized by HOSVD. 2-D convs only.</summary>
+    /// <summary>Tucker-2 squeeze–conv–expand: 1×1 Cin→r1, K×K r1→r2, 1×1 r2→Cout, initialized by HOSVD, or with calibration data by
+    /// the input channels' covariance (squeeze) and the output covariance (expand). 2-D convs only.</summary>
     Tucker,
 }
 
@@ -136,6 +137,14 @@ public sealed record LowRankOptions
     /// <summary>The ridge δ of <see cref="CompensateUpstream"/> as a multiple of the mean kept eigenvalue (larger: closer to no compensation).</summary>
     public double CompensationRidge { get; init; } = 0.1;
 
+    /// <summary>
+    /// Data-aware only: shrink the calibration covariance toward the plain weight split by this weight λ in [0, 1]
+    /// (0: purely data-aware; 1: the plain SVD of the weight). The output covariance W·Σₓ·Wᵀ becomes
+    /// (1−λ)·W·Σₓ·Wᵀ + λ·μ·W·Wᵀ, μ matching the traces — the input covariance shrunk toward a multiple of the identity.
+    /// Factors fitted to a few calibration images otherwise favour directions those images happen to use.
+    /// </summary>
+    public double CovarianceShrinkage { get; init; }
+
     /// <summary>Options of the randomized SVD used when the rank is known in advance.</summary>
     public RandomizedSvdOptions Randomized { get; init; } = new();
 
@@ -176,6 +185,8 @@ public sealed record LowRankOptions
         }
         if (MinElements < 0) throw new ArgumentException($"MinElements is {MinElements}; it must be 0 or more.", nameof(MinElements));
         if (!(CompensationRidge >= 0)) throw new ArgumentException($"CompensationRidge is {CompensationRidge}; it must be 0 or more.", nameof(CompensationRidge));
+        if (!(CovarianceShrinkage >= 0 && CovarianceShrinkage <= 1))
+            throw new ArgumentException($"CovarianceShrinkage is {CovarianceShrinkage}; it must be in [0, 1].", nameof(CovarianceShrinkage));
         if (LayersPerStage < 1) throw new ArgumentException($"LayersPerStage is {LayersPerStage}; it must be 1 or more.", nameof(LayersPerStage));
         ArgumentNullException.ThrowIfNull(Ops, nameof(Ops));
         var unknown = Ops.FirstOrDefault(op => !DefaultOps.Contains(op));

@@ -27,7 +27,7 @@ public sealed partial class LowRankPass
 
         // Every trial is fitted on the original model's statistics: one calibration run for all layers.
         context.Report(Name, "calibrate", 0, candidates.Count);
-        var requests = candidates.Where(SupportsDataAware).Select(c => new CovarianceRequest(c.Output, c.Node.OpType == "Conv" ? 1 : -1)).ToList();
+        var requests = candidates.Where(SupportsDataAware).SelectMany(Requests).Distinct().ToList();
         var stats = CalibrationCollector.CollectCrossCovariances(graph, graph, requests, feed, settings, context.Cancellation);
         var shapes = LayerTiming.InputShapes(graph, candidates.Select(c => c.Node.Input[0]).ToList(), settings.Runtime);
 
@@ -41,7 +41,7 @@ public sealed partial class LowRankPass
             foreach (var ratio in ratios)
             {
                 context.Cancellation.ThrowIfCancellationRequested();
-                var layer = Factorize(c, stats.GetValueOrDefault(c.Output), AtRatio(ratio), out _);
+                var layer = Factorize(c, stats, AtRatio(ratio), out _);
                 // Ratios that round to a rank already tried, or splits no smaller than the weight, are not tried.
                 if (layer is null || !seen.Add(string.Join("/", layer.Ranks))) continue;
                 var copy = graph.Clone();

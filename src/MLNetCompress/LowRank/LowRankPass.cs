@@ -92,13 +92,13 @@ public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
                 var stage = candidates.Skip(start).Take(Options.LayersPerStage).ToList();
                 context.Report(Name, "calibrate", start, candidates.Count);
                 foreach (var c in stage.Where(c => !SupportsDataAware(c)))
-                    context.Log?.Invoke($"{c.Weight}: the {Options.Conv.ToString().ToLowerInvariant()} form is fitted to the weight, not to calibration data (data-aware needs the channel form).");
-                var requests = stage.Where(c => SupportsDataAware(c)).Select(c => new CovarianceRequest(c.Output, c.Node.OpType == "Conv" ? 1 : -1)).ToList();
+                    context.Log?.Invoke($"{c.Weight}: the {Options.Conv.ToString().ToLowerInvariant()} form is fitted to the weight, not to calibration data (data-aware needs the channel or tucker form).");
+                var requests = stage.Where(c => SupportsDataAware(c)).SelectMany(Requests).Distinct().ToList();
                 var stats = CalibrationCollector.CollectCrossCovariances(Options.CompensateUpstream ? graph : work, work, requests, Options.Calibration, Options.CalibrationSettings, context.Cancellation);
                 foreach (var c in stage)
                 {
                     context.Cancellation.ThrowIfCancellationRequested();
-                    var layer = Add(c, stats.GetValueOrDefault(c.Output));
+                    var layer = Add(c, stats);
                     if (layer is not null) Apply(work, layer);
                 }
             }
@@ -106,7 +106,7 @@ public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
         context.Report(Name, "factorize", candidates.Count, candidates.Count);
         return layers;
 
-        LowRankLayer? Add(Candidate c, RunningCrossCovariance? stats)
+        LowRankLayer? Add(Candidate c, IReadOnlyDictionary<string, RunningCrossCovariance>? stats)
         {
             var layer = Factorize(c, stats, optionsFor(c), out string? reason);
             if (layer is null) skipped.Add($"{c.Weight} ({c.Node.OpType} '{GraphScope.NodeLabel(c.Node)}'): {reason}");
@@ -116,7 +116,14 @@ public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
     }
 
     private bool SupportsDataAware(Candidate c) =>
-        c.Node.OpType != "Conv" || Options.Conv == ConvFactorization.Channel;
+        c.Node.OpType != "Conv" || Options.Conv is ConvFactorization.Channel or ConvFactorization.Tucker;
+
+    /// <summary>The statistics a data-aware split of <paramref name="c"/> reads: its output's, and for Tucker-2 also its input channels'.</summary>
+    private IEnumerable<CovarianceRequest> Requests(Candidate c)
+    {
+        yield return new CovarianceRequest(c.Output, c.Node.OpType == "Conv" ? 1 : -1);
+        if (c.Node.OpType == "Conv" && Options.Conv == ConvFactorization.Tucker) yield return new CovarianceRequest(c.Node.Input[0], 1);
+    }
 
     private List<Candidate> Discover(ModelGraph graph, List<string> skipped)
     {
@@ -244,8 +251,9 @@ public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
         return (null, false);
     }
 
-    private LowRankLayer? Factorize(Candidate c, RunningCrossCovariance? stats, LowRankOptions options, out string? reason)
+    private LowRankLayer? Factorize(Candidate c, IReadOnlyDictionary<string, RunningCrossCovariance>? allStats, LowRankOptions options, out string? reason)
     {
+        var stats = allStats?.GetValueOrDefault(c.Output);
         var node = c.Node;
         var dims = c.Dims;
         var w = Svd.ToDouble(c.Values);
@@ -317,7 +325,13 @@ public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
             default:
             {
                 int kh = (int)dims[2], kw = (int)dims[3], k2 = kh * kw;
-                var (uIn, core, uOut, r1, r2) = LayerFactorizer.Tucker(w, cout, cin, kh, kw, options);
+                var inputStats = allStats?.GetValueOrDefault(c.Node.Input[0]);
+                bool aware = stats is not null && inputStats is not null;
+                double[] uIn, core, uOut;
+                int r1, r2;
+                double[]? awareBias = null;
+                if (aware) (uIn, core, uOut, r1, r2, awareBias) = LayerFactorizer.TuckerDataAware(w, cout, cin, kh, kw, options, inputStats!, stats!, c.Bias);
+                else (uIn, core, uOut, r1, r2) = LayerFactorizer.Tucker(w, cout, cin, kh, kw, options);
                 // Ŵ[o, c, s] = Σ_i (Σ_j U_out[o, j]·core[j, i, s])·U_in[c, i].
                 var a = LayerFactorizer.Multiply(uOut, core, cout, r2, r1 * k2);
                 var approx = new double[w.Length];
@@ -333,8 +347,8 @@ public sealed partial class LowRankPass : LayerReportingPass<LowRankPlan>
                 var f = new Factorization(
                     [new Factor(LayerFactorizer.ToFloat(Transpose(uIn, cin, r1)), [r1, cin, 1, 1]), new Factor(LayerFactorizer.ToFloat(core), [r2, r1, kh, kw]),
                      new Factor(LayerFactorizer.ToFloat(uOut), [cout, r2, 1, 1])],
-                    [r1, r2], after, after, rel, max, FoldedBias(c));
-                return Keep(new LowRankLayer(label, c.Output, "Conv", c.Weight, dims, "tucker", [r1, r2], before, before, f, false), out reason);
+                    [r1, r2], after, after, rel, max, aware ? LayerFactorizer.ToFloat(awareBias!) : FoldedBias(c));
+                return Keep(new LowRankLayer(label, c.Output, "Conv", c.Weight, dims, "tucker", [r1, r2], before, before, f, aware), out reason);
             }
         }
     }

@@ -14,7 +14,7 @@ namespace MLNetCompress.Cli.Commands;
 
 /// <summary>
 /// <c>lowrank MODEL -o OUT (--energy E | --rank-ratio R | --target-params P | --vbmf | --search-cosine C) [--conv channel|spatial|tucker]
-/// [--calibration SPEC --data-aware] [--search-ratios LIST] [--search-rows N] [--measure] [--report DIR]</c>: splits Conv, Gemm and MatMul layers into low-rank
+/// [--calibration SPEC --data-aware [--shrinkage L]] [--search-ratios LIST] [--search-rows N] [--measure] [--report DIR]</c>: splits Conv, Gemm and MatMul layers into low-rank
 /// pairs, verifies the result in ONNX Runtime and writes it.
 /// </summary>
 internal static class LowRankCommand
@@ -68,7 +68,24 @@ internal static class LowRankCommand
             Description = $"Calibration data (a data spec: {DataSpec.Expected}); also used as verification probes.",
             HelpName = "SPEC",
         };
-        var dataAware = new Option<bool>("--data-aware") { Description = "Choose factors that minimize each layer's output error on the calibration data (needs --calibration)." };
+        var dataAware = new Option<bool>("--data-aware") { Description = "Choose factors that minimize each layer's output error on the calibration data (needs --calibration; channel and tucker forms)." };
+        var shrinkage = new Option<double?>("--shrinkage")
+        {
+            Description = "Data-aware: shrink the calibration covariance toward the plain weight split by L in [0, 1] (0: purely data-aware, " +
+                "1: plain SVD; e.g. 0.5). Factors fitted to a few images otherwise favour what those images happen to contain.",
+            HelpName = "L",
+        };
+        shrinkage.CustomParser = r =>
+        {
+            if (r.Tokens.Count == 0) return null;
+            var text = r.Tokens[^1].Value;
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v >= 0 && v <= 1))
+            {
+                r.AddError($"--shrinkage takes a weight in [0, 1], not '{text}'");
+                return null;
+            }
+            return v;
+        };
         var rows = EvalCommand.PositiveInt("--calibration-rows", "Calibration rows to run (default 256).", "N");
         var measure = new Option<bool>("--measure") { Description = "Keep a split only where ONNX Runtime runs the split layer faster than the original (each layer timed alone on random input)." };
         var minCosine = CommonOptions.MinCosine("the probes", 0.99);
@@ -78,21 +95,21 @@ internal static class LowRankCommand
             "Split Conv, Gemm and MatMul layers into low-rank pairs (or a Tucker-2 triple) by truncated SVD, optionally " +
             "data-aware; verify the result in ONNX Runtime and write it. Exactly one of --energy, --rank-ratio, --target-params, --vbmf, --search-cosine.")
         {
-            model, output, energy, ratio, target, vbmf, searchCosine, searchRatios, searchRows, searchData, conv, calibration, dataAware, rows, measure, minCosine, report, vocab,
+            model, output, energy, ratio, target, vbmf, searchCosine, searchRatios, searchRows, searchData, conv, calibration, dataAware, shrinkage, rows, measure, minCosine, report, vocab,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
             var ctx = context(r);
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(energy), r.GetValue(ratio), r.GetValue(target),
                 r.GetValue(vbmf), r.GetValue(searchCosine), r.GetValue(searchRatios), r.GetValue(searchRows), r.GetValue(searchData), r.GetValue(conv)!, r.GetValue(calibration),
-                r.GetValue(dataAware), r.GetValue(rows) ?? 256, r.GetValue(measure), r.GetValue(minCosine), r.GetValue(report), r.GetValue(vocab));
+                r.GetValue(dataAware), r.GetValue(shrinkage), r.GetValue(rows) ?? 256, r.GetValue(measure), r.GetValue(minCosine), r.GetValue(report), r.GetValue(vocab));
             return await RunAsync(ctx, settings, ct).ConfigureAwait(false);
         });
         return command;
     }
 
     private sealed record Settings(string Model, string Output, double? Energy, double? RankRatio, double? TargetParams, bool Vbmf,
-        double? SearchCosine, string? SearchRatios, int? SearchRows, string? SearchData, string Conv, string? Calibration, bool DataAware, int CalibrationRows, bool Measure, double MinCosine, string? Report, string? Vocab);
+        double? SearchCosine, string? SearchRatios, int? SearchRows, string? SearchData, string Conv, string? Calibration, bool DataAware, double? Shrinkage, int CalibrationRows, bool Measure, double MinCosine, string? Report, string? Vocab);
 
     private static Option<double?> Fraction(string name, string description, string helpName)
     {
@@ -126,6 +143,8 @@ internal static class LowRankCommand
             throw new InputException("--search-ratios, --search-rows and --search-data only apply with --search-cosine C");
         if (search && s.Measure)
             throw new InputException("--measure is part of --search-cosine (every trial is timed); drop --measure");
+        if (s.Shrinkage is not null && !s.DataAware && !search)
+            throw new InputException("--shrinkage applies to data-aware splits; add --data-aware --calibration SPEC, or drop --shrinkage");
         var ratios = ParseRatios(s.SearchRatios);
         CommonOptions.CheckMinCosine(s.MinCosine);
         CommonOptions.CheckReport(s.Report);
@@ -142,6 +161,7 @@ internal static class LowRankCommand
             MinCosine = s.SearchCosine,
             Conv = Enum.Parse<ConvFactorization>(s.Conv, ignoreCase: true),
             Calibration = s.DataAware || search ? feed : null,
+            CovarianceShrinkage = s.Shrinkage ?? 0,
             CalibrationSettings = new CalibrationOptions { MaxRows = s.CalibrationRows },
         };
         if (ratios is not null) options = options with { SearchRankRatios = ratios };

@@ -17,7 +17,7 @@ namespace MLNetCompress.Cli.Commands;
 /// smallest weights of Conv, ConvTranspose, Gemm and MatMul, optionally re-fits the kept ones on the calibration data
 /// and stores them sparsely, verifies the result in ONNX Runtime and writes it.
 /// <c>prune MODEL -o OUT --structured --channels F [--criterion l1|activation|reconstruction] [--round-to N] [--keep-at-least N]
-/// [--no-residual-groups] [--calibration SPEC [--reconstruct]]</c> removes whole output channels instead (the model gets faster).
+/// [--no-residual-groups] [--calibration SPEC [--reconstruct [--sequential]]]</c> removes whole output channels instead (the model gets faster).
 /// </summary>
 internal static class PruneCommand
 {
@@ -63,6 +63,11 @@ internal static class PruneCommand
         var keepAtLeast = new Option<int?>("--keep-at-least") { Description = "With --structured: never keep fewer than N channels in a layer (default 8).", HelpName = "N" };
         keepAtLeast.CustomParser = r => (int?)ParseNumber(r, "--keep-at-least", v => v >= 1 && v == Math.Floor(v) && v <= int.MaxValue, "a whole number ≥ 1");
         var noResidual = new Option<bool>("--no-residual-groups") { Description = "With --structured: leave channels that residual Adds tie across layers whole (prune only each block's own channels)." };
+        var sequential = new Option<bool>("--sequential")
+        {
+            Description = "With --structured --reconstruct: re-fit the layers one after another, each on the partly pruned model's data " +
+                "fitted to the original model's (later layers absorb earlier errors; one calibration run per layer group, so slower).",
+        };
         var report = CommonOptions.Report();
         var command = new Command("prune",
             "Zero the smallest-magnitude weights of Conv, ConvTranspose, Gemm and MatMul layers (per layer, globally, or N:M), " +
@@ -70,14 +75,15 @@ internal static class PruneCommand
             "Give --sparsity, --std-rate or --pattern; or --structured --channels F to remove whole channels.")
         {
             model, output, sparsity, stdRate, global, allocation, pattern, sparseStorage, sparseFormat, exclude, minElements, calibration, minCosine, report, reconstruct,
-            structured, channels, criterion, roundTo, keepAtLeast, noResidual,
+            structured, channels, criterion, roundTo, keepAtLeast, noResidual, sequential,
         };
         command.SetAction(async (ParseResult r, CancellationToken ct) =>
         {
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(sparsity), r.GetValue(stdRate), r.GetValue(global),
                 r.GetValue(pattern), r.GetValue(sparseStorage), r.GetValue(exclude) ?? [], r.GetValue(minElements), r.GetValue(calibration),
                 r.GetValue(minCosine), r.GetValue(report), r.GetValue(reconstruct),
-                new StructuredSettings(r.GetValue(structured), r.GetValue(channels), r.GetValue(criterion), r.GetValue(roundTo), r.GetValue(keepAtLeast), r.GetValue(noResidual)))
+                new StructuredSettings(r.GetValue(structured), r.GetValue(channels), r.GetValue(criterion), r.GetValue(roundTo), r.GetValue(keepAtLeast), r.GetValue(noResidual))
+                { Sequential = r.GetValue(sequential) })
             {
                 Allocation = r.GetValue(allocation),
                 SparseFormat = r.GetValue(sparseFormat),
@@ -100,7 +106,10 @@ internal static class PruneCommand
 
     private sealed record StructuredSettings(bool On, double? Channels, string? Criterion, int? RoundTo, int? KeepAtLeast, bool NoResidualGroups)
     {
-        public bool AnyOption => Channels is not null || Criterion is not null || RoundTo is not null || KeepAtLeast is not null || NoResidualGroups;
+        /// <summary>--sequential.</summary>
+        public bool Sequential { get; init; }
+
+        public bool AnyOption => Channels is not null || Criterion is not null || RoundTo is not null || KeepAtLeast is not null || NoResidualGroups || Sequential;
     }
 
     /// <summary>Parses a number option; a value outside the range is a one-line parse error naming the option.</summary>
@@ -205,7 +214,7 @@ internal static class PruneCommand
     {
         var t = s.Structured;
         if (!t.On)
-            throw new InputException("--channels, --criterion, --round-to, --keep-at-least and --no-residual-groups need --structured");
+            throw new InputException("--channels, --criterion, --round-to, --keep-at-least, --no-residual-groups and --sequential need --structured");
         if (t.Channels is not double fraction)
             throw new InputException("--structured needs --channels FRACTION (the share of each layer's output channels to remove)");
         if (s.Sparsity is not null || s.StdRate is not null || s.Pattern is not null || s.Global || s.SparseStorage || s.MinElements is not null || s.Allocation is not null
@@ -226,6 +235,8 @@ internal static class PruneCommand
             throw new InputException("--criterion activation needs --calibration SPEC (the data the activations are measured on)");
         if (s.Reconstruct && s.Calibration is null)
             throw new InputException("--reconstruct needs --calibration SPEC (the data the next layers are re-fitted on)");
+        if (t.Sequential && !s.Reconstruct)
+            throw new InputException("--sequential re-fits the layers one after another: add --reconstruct and --calibration SPEC");
 
         IDataFeed? data = s.Calibration is null ? null
             : DataSpec.Parse(s.Calibration, ModelFiles.Inputs(s.Model, RuntimeOptions.Default), new DataSpecOptions { ModelPath = s.Model });
@@ -239,6 +250,7 @@ internal static class PruneCommand
             KeepAtLeast = t.KeepAtLeast ?? defaults.KeepAtLeast,
             ResidualGroups = !t.NoResidualGroups,
             Reconstruct = s.Reconstruct,
+            Sequential = t.Sequential,
             Calibration = data,
         };
         var compression = new CompressionOptions { OutputPath = s.Output, Probes = data, Verification = new VerifyOptions { MinCosine = s.MinCosine } };

@@ -54,6 +54,12 @@ public sealed record StructuredPruningOptions
     /// least-squares estimate from the kept ones (plus a constant), folded into the consumers' weights and biases.</summary>
     public bool Reconstruct { get; init; }
 
+    /// <summary>With <see cref="Reconstruct"/>: re-fit the groups one after another in graph order, each on statistics
+    /// of the model with the earlier groups already pruned and re-fitted, paired with the original model's (the fit
+    /// targets the original consumer inputs, so later layers absorb earlier errors). One calibration run of both
+    /// models per group instead of one run in all: slower to compress, closer to the original.</summary>
+    public bool Sequential { get; init; }
+
     /// <summary>Calibration data for <see cref="ChannelCriterion.Activation"/> and <see cref="Reconstruct"/>.</summary>
     public IDataFeed? Calibration { get; init; }
 
@@ -90,6 +96,8 @@ public sealed record StructuredPruningOptions
             throw new ArgumentException("the Reconstruction criterion ranks channels by the error left after reconstruction: it needs Reconstruct.", nameof(Criterion));
         if (Reconstruct && Calibration is null)
             throw new ArgumentException("Reconstruct needs Calibration data (the channels are re-fitted on it).", nameof(Calibration));
+        if (Sequential && !Reconstruct)
+            throw new ArgumentException("Sequential re-fits the groups one after another: it needs Reconstruct.", nameof(Sequential));
         if (!(Damping >= 0 && double.IsFinite(Damping)))
             throw new ArgumentException($"Damping is {Damping}; it must be a finite number ≥ 0.", nameof(Damping));
     }

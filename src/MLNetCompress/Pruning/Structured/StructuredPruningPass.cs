@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics.Tensors;
+using MLNetCompress.Calibration;
 using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
@@ -22,7 +23,9 @@ namespace MLNetCompress.Pruning.Structured;
 /// (from the channel covariance on calibration data): x_r ≈ Σ_k a_rk x_k + b_r. That is folded into the consumer's
 /// weights (w_k += Σ_r a_rk w_r) and bias (+= Σ_r b_r Σ w_r), the closed form of refitting the next layer over
 /// combinations of its own kernels, as in channel-pruning reconstruction (He et al. 2017). The constant is exact away
-/// from zero padding. Statistics come from one calibration run of the original model.
+/// from zero padding. Statistics come from one calibration run of the original model; with
+/// <see cref="StructuredPruningOptions.Sequential"/>, each group's re-fit instead pairs the original model's consumer
+/// inputs with those of the model already pruned up to that group, so it also corrects the earlier groups' errors.
 /// </remarks>
 public sealed class StructuredPruningPass : LayerReportingPass<StructuredPruningPlan>
 {
@@ -84,6 +87,8 @@ public sealed class StructuredPruningPass : LayerReportingPass<StructuredPruning
                 var scores = Scores(scope, g, stats);
                 removed = Enumerable.Range(0, g.Channels).OrderBy(c => scores[c]).ThenBy(c => c).Take(g.Channels - keep).Order().ToArray();
             }
+            // Before this group's cuts: the working model must still have all of its channels.
+            var paired = Options.Reconstruct && Options.Sequential ? CollectPaired(graph, g, groups, work, biases, changedValues, context) : null;
             foreach (var cut in g.Cuts)
             {
                 var w = Work(scope, work, cut.Tensor, cut.Node);
@@ -93,17 +98,27 @@ public sealed class StructuredPruningPass : LayerReportingPass<StructuredPruning
             }
             double? explained = null;
             if (Options.Reconstruct)
+            {
                 foreach (var sink in g.Sinks)
                 {
-                    var e = Reconstruct(scope, g, sink, removed, stats, work, biases, notes);
+                    var e = Reconstruct(scope, g, sink, removed, stats, paired?.GetValueOrDefault(sink.Value), work, biases, notes);
                     explained ??= e;
                 }
+            }
             changedValues.AddRange(g.Values.Keys);
             groups.Add(new PrunedChannelGroup(g.Sources.Select(s => s.Name).ToList(), g.Sinks.Select(s => s.Node.Name).ToList(),
                 g.Channels, keep, removed, Options.Criterion, explained));
         }
         context.Report(Name, "plan", active.Count, active.Count);
 
+        var (tensors, newBiases) = Finish(scope, work, biases, node => node);
+        return new StructuredPruningPlan(groups, skipped, notes, tensors, changedValues, newBiases);
+    }
+
+    /// <summary>The cut constants and the new biases (on the nodes <paramref name="target"/> maps them to).</summary>
+    private static (List<PlannedTensor> Tensors, List<PlannedBias> Biases) Finish(GraphScope scope, Dictionary<string, TensorWork> work,
+        Dictionary<NodeProto, float[]> biases, Func<NodeProto, NodeProto> target)
+    {
         var tensors = work.Values.Select(w => w.Finish()).ToList();
         var newBiases = new List<PlannedBias>();
         foreach (var (node, values) in biases)
@@ -112,9 +127,31 @@ public sealed class StructuredPruningPass : LayerReportingPass<StructuredPruning
             var cut = node.OpType == "Conv" && work.TryGetValue(node.Input[1], out var w) ? w.Removed(0) : [];
             var kept = values.Where((_, i) => !cut.Contains(i)).ToArray();
             var type = OnnxDataTypes.FromWire(GraphEdits.Constant(scope, node.Input[1])!.DataType);
-            newBiases.Add(new PlannedBias(node, [kept.Length], kept, type));
+            newBiases.Add(new PlannedBias(target(node), [kept.Length], kept, type));
         }
-        return new StructuredPruningPlan(groups, skipped, notes, tensors, changedValues, newBiases);
+        return (tensors, newBiases);
+    }
+
+    /// <summary>
+    /// Sequential reconstruction: the paired statistics of the group's consumer inputs in the original model (the
+    /// target) and in the model with every group before it already pruned and re-fitted (what the consumers receive
+    /// now), so this group's re-fit also absorbs the earlier groups' errors. Consumers reading only part of a value
+    /// (a Concat) keep the one-shot statistics: that value is already cut in the working model.
+    /// </summary>
+    private IReadOnlyDictionary<string, RunningCrossCovariance> CollectPaired(ModelGraph graph, ChannelGroup g, List<PrunedChannelGroup> done,
+        Dictionary<string, TensorWork> work, Dictionary<NodeProto, float[]> biases, List<string> changedValues, PassContext context)
+    {
+        var requests = g.Sinks.Where(s => s.Cut.Map is { Block: 1, Offset: 0 } m && m.Total == g.Channels)
+            .Select(s => s.Value).Distinct(StringComparer.Ordinal).Select(v => new CovarianceRequest(v, 1)).ToList();
+        if (requests.Count == 0) return new Dictionary<string, RunningCrossCovariance>(StringComparer.Ordinal);
+        var working = graph;
+        if (done.Count > 0)
+        {
+            working = graph.Clone();
+            var (tensors, newBiases) = Finish(graph.Main, work, biases, node => working.Main.Producer(node.Output[0])!);
+            Rewrite(working, new StructuredPruningPlan(done.ToList(), [], [], tensors, changedValues.ToList(), newBiases), context);
+        }
+        return CalibrationCollector.CollectCrossCovariances(graph, working, requests, Options.Calibration!, Options.CalibrationSettings, context.Cancellation);
     }
 
     /// <inheritdoc />
@@ -367,49 +404,61 @@ public sealed class StructuredPruningPass : LayerReportingPass<StructuredPruning
 
     /// <summary>
     /// Folds the least-squares estimate of the removed channels from the kept ones into one consumer; returns the share
-    /// of the removed channels' variance explained, or null when this consumer cannot be re-fitted (noted).
+    /// of the removed channels' variance explained, or null when this consumer cannot be re-fitted (noted). With
+    /// <paramref name="paired"/> (sequential), every channel of the original model's input is estimated from the kept
+    /// channels of the partly pruned model's input, and the kept weights are replaced by that fit: an asymmetric ridge
+    /// regression onto the original consumer's input, which for a 1×1 consumer is the least-squares fit of its outputs.
     /// </summary>
     private double? Reconstruct(GraphScope scope, ChannelGroup g, ChannelSink sink, int[] removed, Dictionary<string, ValueChannelStats> stats,
-        Dictionary<string, TensorWork> work, Dictionary<NodeProto, float[]> biases, List<string> notes)
+        RunningCrossCovariance? paired, Dictionary<string, TensorWork> work, Dictionary<NodeProto, float[]> biases, List<string> notes)
     {
         var map = sink.Cut.Map;
         string label = GraphEdits.Label(sink.Node);
         if (map.Block != 1) { notes.Add($"{label}: not re-fitted; each channel of '{sink.Value}' spans {map.Block} entries."); return null; }
-        var cov = stats[sink.Value].Covariance!;
-        var mean = cov.Mean();
-        var second = cov.SecondMoment();
-        int total = cov.Dim;
+        var original = stats[sink.Value].Covariance!;
+        int total = original.Dim;
+        var originalCov = original.Covariance();
+        // One-shot: target and input are the same statistics. Sequential: rows of the cross-covariance are the original
+        // model's channels, columns the working model's.
+        var refMean = paired?.ReferenceMean() ?? original.Mean();
+        var inMean = paired?.Working.Mean() ?? refMean;
+        var inCov = paired?.Working.Covariance() ?? originalCov;
+        var cross = paired?.CrossCovariance() ?? originalCov;
         var keptSet = new HashSet<int>(Enumerable.Range(0, g.Channels).Except(removed));
         int[] kept = keptSet.Order().Select(c => map.Offset + c).ToArray();
         int[] gone = removed.Select(c => map.Offset + c).ToArray();
-        double Cov(int a, int b) => second[a * total + b] - mean[a] * mean[b];
+        int[] targets = paired is null ? gone : Enumerable.Range(0, g.Channels).Select(c => map.Offset + c).ToArray();
 
-        // (Σ_SS + λI) A = Σ_SR, one factorization for every removed channel.
+        // (Σ_SS + λI) A = Σ_ST, one factorization for every estimated channel.
         int n = kept.Length;
         var a = new double[n * n];
         double diag = 0;
         for (int i = 0; i < n; i++)
         {
-            for (int j = 0; j < n; j++) a[i * n + j] = Cov(kept[i], kept[j]);
+            for (int j = 0; j < n; j++) a[i * n + j] = inCov[kept[i] * total + kept[j]];
             diag += a[i * n + i];
         }
         double lambda = Options.Damping * diag / Math.Max(1, n) + 1e-12;
         for (int i = 0; i < n; i++) a[i * n + i] += lambda;
         if (!Cholesky.Factor(a, n)) { notes.Add($"{label}: not re-fitted; the kept channels' covariance is singular."); return null; }
-        var coef = new double[gone.Length][];
-        var offsets = new double[gone.Length];
+        var coef = new double[targets.Length][];
+        var offsets = new double[targets.Length];
         double varRemoved = 0, varLeft = 0;
-        for (int r = 0; r < gone.Length; r++)
+        var goneSet = gone.ToHashSet();
+        for (int r = 0; r < targets.Length; r++)
         {
             var rhs = new double[n];
-            for (int i = 0; i < n; i++) rhs[i] = Cov(kept[i], gone[r]);
+            for (int i = 0; i < n; i++) rhs[i] = cross[targets[r] * total + kept[i]];
             var x = (double[])rhs.Clone();
+            // The ridge pulls a kept channel's estimate toward itself (the unpruned mapping), not toward zero.
+            if (Array.BinarySearch(kept, targets[r]) is int self and >= 0) x[self] += lambda;
             Cholesky.Solve(a, n, x);
             coef[r] = x;
             double predicted = 0;
-            for (int i = 0; i < n; i++) predicted += x[i] * mean[kept[i]];
-            offsets[r] = mean[gone[r]] - predicted;
-            double v = Cov(gone[r], gone[r]);
+            for (int i = 0; i < n; i++) predicted += x[i] * inMean[kept[i]];
+            offsets[r] = refMean[targets[r]] - predicted;
+            if (!goneSet.Contains(targets[r])) continue;
+            double v = originalCov[targets[r] * total + targets[r]];
             varRemoved += v;
             varLeft += Math.Max(0, v - TensorPrimitives.Dot(x, rhs));
         }
@@ -425,21 +474,28 @@ public sealed class StructuredPruningPass : LayerReportingPass<StructuredPruning
         int units = axis == 0 ? (int)inner : (int)outer;
         var delta = new double[units];
         var values = w.Values;
+        // The estimated channels' slices are read before any kept slice is overwritten (sequential replaces them).
+        var snapshot = new float[targets.Length * inner];
         for (long o = 0; o < outer; o++)
-            for (int r = 0; r < gone.Length; r++)
-                for (int p = 0; p < hw; p++)
+            for (int p = 0; p < hw; p++)
+            {
+                Span<float> Slice(int channel) => values.AsSpan((int)((o * len + channel * hw + p) * inner), (int)inner);
+                for (int r = 0; r < targets.Length; r++) Slice(targets[r]).CopyTo(snapshot.AsSpan(r * (int)inner, (int)inner));
+                if (paired is not null) foreach (int k in kept) Slice(k).Clear();
+                for (int r = 0; r < targets.Length; r++)
                 {
-                    var src = values.AsSpan((int)((o * len + gone[r] * hw + p) * inner), (int)inner);
+                    var src = snapshot.AsSpan(r * (int)inner, (int)inner);
                     for (int i = 0; i < n; i++)
                     {
                         float c = (float)coef[r][i];
                         if (c == 0) continue;
-                        var dst = values.AsSpan((int)((o * len + kept[i] * hw + p) * inner), (int)inner);
+                        var dst = Slice(kept[i]);
                         TensorPrimitives.MultiplyAdd(src, c, dst, dst);
                     }
                     if (axis == 0) for (int u = 0; u < src.Length; u++) delta[u] += offsets[r] * src[u];
                     else delta[o] += offsets[r] * TensorPrimitives.Sum(src);
                 }
+            }
         if (!AddToBias(scope, sink, delta, work, biases, out string? why))
             notes.Add($"{label}: weights re-fitted, the constant term not: {why}");
         return varRemoved > 0 ? 1 - varLeft / varRemoved : 1;
