@@ -1,6 +1,7 @@
 using System.Globalization;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.KernelSafety;
 using MLNetCompress.Reporting;
 
 namespace MLNetCompress.Quantization;
@@ -136,18 +137,21 @@ internal sealed class ClusteredWeight
 
     /// <summary>
     /// Quantizes the codebook to symmetric int8 with the scales a plain weight of the same values would get
-    /// (<see cref="SymmetricInt8"/>: max|w| / 127 per tensor, or per channel along <paramref name="axis"/>), so every
-    /// weight dequantizes to exactly what <see cref="SymmetricInt8.TryQuantize"/> gives for it. Null when a value is
+    /// (<see cref="SymmetricInt8"/>: max|w| / 127 per tensor, or per channel along <paramref name="axis"/>, widened by the
+    /// guard), so every weight dequantizes to exactly what <see cref="GuardedInt8.TryQuantize"/> gives for it. Null when a value is
     /// not finite.
     /// </summary>
     /// <param name="values">The weight's float values (<see cref="ReadValues"/>).</param>
     /// <param name="axis">The output-channel axis for per-channel scales, or null for one scale.</param>
-    public QuantizedCodebook? Quantize(float[] values, int? axis)
+    /// <param name="channelAxis">The output-channel axis (the weights of one accumulator share it).</param>
+    /// <param name="guard">How the codes are kept from clipping on CPUs without VNNI (<see cref="GuardedInt8"/>): the
+    /// guard works on the gathered weights, and the codebook maps with the same scales.</param>
+    public QuantizedCodebook? Quantize(float[] values, int? axis, int channelAxis, PairSumGuard guard)
     {
         ArgumentNullException.ThrowIfNull(values);
         var scales = new float[SymmetricInt8.ScaleCount(Dims, axis)];
         var quantized = new sbyte[values.Length];
-        if (!SymmetricInt8.TryQuantize(values, Dims, axis, quantized, scales, out float error)) return null;
+        if (!GuardedInt8.TryQuantize(values, Dims, axis, channelAxis, guard, quantized, scales, out float error, out var safety)) return null;
         int k = Clusters;
         var book = new sbyte[scales.Length * k];
         for (int c = 0; c < scales.Length; c++)
@@ -158,7 +162,7 @@ internal sealed class ClusteredWeight
                 float q = MathF.Round(Codebook[j] / scales[c], MidpointRounding.ToEven);
                 book[c * k + j] = float.IsFinite(q) ? (sbyte)Math.Clamp(q, -SymmetricInt8.QMax, SymmetricInt8.QMax) : (sbyte)0;
             }
-        return new QuantizedCodebook(book, scales, axis, error);
+        return new QuantizedCodebook(book, scales, axis, error, safety);
     }
 
     /// <summary>
@@ -294,4 +298,5 @@ internal sealed class ClusteredWeight
 /// <param name="Scales">One scale per channel along <paramref name="Axis"/>, or one.</param>
 /// <param name="Axis">The channel axis, or null for one scale.</param>
 /// <param name="MaxAbsError">The largest |w − q·s| over the weight's (clustered) values.</param>
-internal sealed record QuantizedCodebook(sbyte[] Values, float[] Scales, int? Axis, float MaxAbsError);
+/// <param name="Safety">What the pair-sum guard found and did (<see cref="GuardedInt8"/>).</param>
+internal sealed record QuantizedCodebook(sbyte[] Values, float[] Scales, int? Axis, float MaxAbsError, PairSumOutcome Safety);

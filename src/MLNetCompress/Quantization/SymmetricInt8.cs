@@ -39,11 +39,16 @@ public static class SymmetricInt8
     /// <param name="scales">Receives the scales, <see cref="ScaleCount"/> long.</param>
     /// <param name="maxAbsError">The largest absolute error of <c>q * scale</c> against the value.</param>
     public static bool TryQuantize(ReadOnlySpan<float> values, ReadOnlySpan<long> dims, int? axis,
-        Span<sbyte> quantized, Span<float> scales, out float maxAbsError)
+        Span<sbyte> quantized, Span<float> scales, out float maxAbsError) =>
+        TryQuantize(values, dims, axis, quantized, scales, out maxAbsError, QMax);
+
+    /// <summary>As <see cref="TryQuantize(ReadOnlySpan{float}, ReadOnlySpan{long}, int?, Span{sbyte}, Span{float}, out float)"/>
+    /// with codes in [-<paramref name="qMax"/>, <paramref name="qMax"/>] (64 for 7-bit weights).</summary>
+    public static bool TryQuantize(ReadOnlySpan<float> values, ReadOnlySpan<long> dims, int? axis,
+        Span<sbyte> quantized, Span<float> scales, out float maxAbsError, float qMax)
     {
+        if (!(qMax >= 1 && qMax <= QMax)) throw new ArgumentOutOfRangeException(nameof(qMax), $"qMax must be in [1, {QMax}], not {qMax}.");
         var (outer, channels, inner) = Layout(values.Length, dims, axis);
-        if (quantized.Length != values.Length)
-            throw new ArgumentException($"{quantized.Length} quantized slots for {values.Length} values.", nameof(quantized));
         if (scales.Length != channels)
             throw new ArgumentException($"{scales.Length} scales for {channels} channels.", nameof(scales));
         maxAbsError = 0;
@@ -54,11 +59,29 @@ public static class SymmetricInt8
         }
         if (!ChannelMaxima(values, outer, channels, inner, scales)) return false;
 
-        // max|w| / 127; an all-zero channel keeps a harmless scale of 1 instead of dividing by zero.
-        TensorPrimitives.Divide(scales, QMax, scales);
+        // max|w| / qMax; an all-zero channel keeps a harmless scale of 1 instead of dividing by zero.
+        TensorPrimitives.Divide(scales, qMax, scales);
         foreach (ref float s in scales)
             if (s == 0) s = 1;
+        QuantizeWithScales(values, dims, axis, scales, quantized, out maxAbsError);
+        return true;
+    }
 
+    /// <summary>
+    /// Quantizes finite <paramref name="values"/> with the given <paramref name="scales"/> (positive, one per channel
+    /// along <paramref name="axis"/> or one per tensor): <c>q = round(w / scale)</c>, half to even, saturated to
+    /// [-127, 127]. <paramref name="maxAbsError"/> is the largest <c>|w - q * scale|</c>.
+    /// </summary>
+    public static void QuantizeWithScales(ReadOnlySpan<float> values, ReadOnlySpan<long> dims, int? axis,
+        ReadOnlySpan<float> scales, Span<sbyte> quantized, out float maxAbsError)
+    {
+        var (outer, channels, inner) = Layout(values.Length, dims, axis);
+        if (quantized.Length != values.Length)
+            throw new ArgumentException($"{quantized.Length} quantized slots for {values.Length} values.", nameof(quantized));
+        if (scales.Length != channels)
+            throw new ArgumentException($"{scales.Length} scales for {channels} channels.", nameof(scales));
+        maxAbsError = 0;
+        if (values.Length == 0) return;
         var buffer = ArrayPool<float>.Shared.Rent(inner == 1 ? channels : Math.Min(inner, ChunkLength));
         try
         {
@@ -89,7 +112,6 @@ public static class SymmetricInt8
                     }
             }
             maxAbsError = error;
-            return true;
         }
         finally
         {
@@ -97,7 +119,7 @@ public static class SymmetricInt8
         }
     }
 
-    /// <summary>Computes <c>q * scale</c> along the same layout <see cref="TryQuantize"/> used.</summary>
+    /// <summary>Computes <c>q * scale</c> along the same layout <c>TryQuantize</c> used.</summary>
     public static void Dequantize(ReadOnlySpan<sbyte> quantized, ReadOnlySpan<long> dims, int? axis,
         ReadOnlySpan<float> scales, Span<float> values)
     {

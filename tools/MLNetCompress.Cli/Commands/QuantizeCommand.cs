@@ -9,6 +9,7 @@ using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Quantization.Budget;
 using MLNetCompress.Quantization.Dynamic;
+using MLNetCompress.Quantization.KernelSafety;
 using MLNetCompress.Quantization.Qdq;
 using MLNetCompress.Runtime;
 
@@ -58,6 +59,16 @@ internal static class QuantizeCommand
             Description = "Dynamic quantization instead, for transformers: MatMul weights int8, activations quantized at run time " +
                           "(ONNX Runtime fuses DynamicQuantizeMatMul). The --calibration data then only serves as probes and timing data.",
         };
+        var guard = new Option<string>("--guard")
+        {
+            Description = "How int8 layers are kept right on x86 CPUs without VNNI, whose u8×s8 kernels add two products into int16 " +
+                          "with saturation (static and dynamic modes): pair-safe (default: per-channel scales just wide enough that no two " +
+                          "weights of a channel can overflow; same speed), 7bit-weights, 7bit-activations (static, uint8 activations only), " +
+                          "uint8-weights (U8U8 kernels) or none (right only on CPUs with VNNI).",
+            DefaultValueFactory = _ => "pair-safe",
+            HelpName = "GUARD",
+        };
+        guard.AcceptOnlyFromAmong(GuardNames.Keys.ToArray());
         var reportDir = CommonOptions.Report();
         // ---- accuracy budget and --exclude-ops (defined in QuantizeBudget.cs) ----
         var budgetOptions = new QuantizeBudgetOptions();
@@ -76,7 +87,7 @@ internal static class QuantizeCommand
             "latency ratio against the original.")
         {
             model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab, dynamic,
-            reportDir,
+            guard, reportDir,
         };
         foreach (var budgetOption in budgetOptions.All) command.Options.Add(budgetOption); // accuracy budget, --exclude-ops
         foreach (var modeOption in modeOptions.All) command.Options.Add(modeOption); // --mode and the MatMulNBits options
@@ -92,14 +103,26 @@ internal static class QuantizeCommand
             var mode = modeOptions.Read(r, r.GetValue(dynamic)); // --mode (QuantizeNBits.cs); --dynamic is --mode dynamic
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!, r.GetValue(method)!,
                 r.GetValue(perChannel), r.GetValue(activations) switch { "int8" => "s8", "uint8" => "u8", var a => a! }, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
-                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), mode.IsDynamic);
+                r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), mode.IsDynamic,
+                GuardNames[r.GetValue(guard)!]);
             return await RunAsync(context(r), settings, r.GetValue(reportDir), budgetOptions.Read(r), mode, ct).ConfigureAwait(false);
         });
         return command;
     }
 
     private sealed record Settings(string Model, string Output, string Calibration, string Method, bool PerChannel, string Activations,
-        double? Percentile, int CalibrationRows, string? Eval, int EvalRows, string[] Exclude, double MinCosine, string? Vocab, bool Dynamic);
+        double? Percentile, int CalibrationRows, string? Eval, int EvalRows, string[] Exclude, double MinCosine, string? Vocab, bool Dynamic,
+        PairSumGuard Guard);
+
+    /// <summary>The <c>--guard</c> names.</summary>
+    internal static readonly IReadOnlyDictionary<string, PairSumGuard> GuardNames = new Dictionary<string, PairSumGuard>(StringComparer.Ordinal)
+    {
+        ["pair-safe"] = PairSumGuard.PairSafeWeights,
+        ["7bit-weights"] = PairSumGuard.SevenBitWeights,
+        ["7bit-activations"] = PairSumGuard.ReducedRangeActivations,
+        ["uint8-weights"] = PairSumGuard.UInt8Weights,
+        ["none"] = PairSumGuard.None,
+    };
 
     /// <summary>The range method named on the command line.</summary>
     /// <exception cref="InputException">The name is not a method.</exception>
@@ -141,7 +164,10 @@ internal static class QuantizeCommand
             PerChannel = s.PerChannel,
             Range = range,
             ExcludeNodes = s.Exclude.ToHashSet(StringComparer.Ordinal),
+            Guard = s.Guard,
         };
+        if (s.Guard == PairSumGuard.ReducedRangeActivations && (s.Dynamic || options.Activations != QdqActivationType.U8))
+            throw new InputException("--guard 7bit-activations needs static quantization with uint8 activations; use --guard pair-safe or uint8-weights");
         var graph = ModelGraph.Load(s.Model);
         // Checked before preparation runs: constant folding would otherwise fold the model's weight DequantizeLinear
         // nodes back to float and hand over a bigger file.
@@ -158,7 +184,7 @@ internal static class QuantizeCommand
         }
         // ---- end accuracy budget ----
         // The dynamic and MatMulNBits passes (QuantizeNBits.cs), else the static QDQ recipe.
-        var passes = mode.Passes(options.ExcludeNodes, calibrationFeed, s.CalibrationRows) ?? QdqRecipe.Passes(graph.OnnxOpset, options, notes);
+        var passes = mode.Passes(options.ExcludeNodes, calibrationFeed, s.CalibrationRows, s.Guard) ?? QdqRecipe.Passes(graph.OnnxOpset, options, notes);
         var compression = new CompressionOptions
         {
             OutputPath = s.Output,

@@ -41,10 +41,11 @@ internal sealed record QuantizeModeSettings(string Mode, int BlockSize, bool Blo
     }
 
     /// <summary>The passes of the dynamic or MatMulNBits path; null for static (the QDQ recipe).</summary>
-    public IReadOnlyList<IGraphPass>? Passes(IReadOnlySet<string> exclude, IDataFeed calibration, int calibrationRows)
+    public IReadOnlyList<IGraphPass>? Passes(IReadOnlySet<string> exclude, IDataFeed calibration, int calibrationRows,
+        MLNetCompress.Quantization.KernelSafety.PairSumGuard guard = MLNetCompress.Quantization.KernelSafety.PairSumGuard.PairSafeWeights)
     {
         if (IsDynamic)
-            return [new DynamicQuantizationPass(new DynamicQuantizationOptions { ExcludeNodes = exclude, QuantizeEmbeddings = !FloatEmbeddings })];
+            return [new DynamicQuantizationPass(new DynamicQuantizationOptions { ExcludeNodes = exclude, QuantizeEmbeddings = !FloatEmbeddings, Guard = guard })];
         if (!IsMatMulNBits) return null;
         return [new MatMulNBitsPass(new MatMulNBitsOptions
         {

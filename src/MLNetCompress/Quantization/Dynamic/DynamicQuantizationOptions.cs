@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using MLNetCompress.Quantization.KernelSafety;
 
 namespace MLNetCompress.Quantization.Dynamic;
 
@@ -10,6 +11,11 @@ public sealed record DynamicQuantizationOptions
 
     /// <summary>One weight scale per output column N (true, the default) or one for the whole weight.</summary>
     public bool PerChannel { get; init; } = true;
+
+    /// <summary>How MatMuls whose u8×s8 pair sums could clip on x86 CPUs without VNNI are kept right there (default
+    /// <see cref="PairSumGuard.PairSafeWeights"/>; see <see cref="PairSumGuard"/>). The activations are quantized at
+    /// run time to the full uint8 range, so <see cref="PairSumGuard.ReducedRangeActivations"/> is not offered.</summary>
+    public PairSumGuard Guard { get; init; } = PairSumGuard.PairSafeWeights;
 
     /// <summary>Constant Gather tables (word and position embeddings) are stored int8 per row too: the rows a Gather reads
     /// are dequantized after it (<c>Gather → Cast → Mul(Gather(scale))</c>), so file and memory shrink about 4×.
@@ -30,5 +36,9 @@ public sealed record DynamicQuantizationOptions
         if (MinEmbeddingElements < 0)
             throw new ArgumentException($"MinEmbeddingElements is {MinEmbeddingElements}; it must be 0 or more.", nameof(MinEmbeddingElements));
         ArgumentNullException.ThrowIfNull(ExcludeNodes, nameof(ExcludeNodes));
+        if (!Enum.IsDefined(Guard)) throw new ArgumentException($"unknown pair-sum guard {Guard}.", nameof(Guard));
+        if (Guard == PairSumGuard.ReducedRangeActivations)
+            throw new ArgumentException("dynamic quantization cannot use 7-bit activations: ONNX Runtime quantizes them at run time " +
+                                        "to the full uint8 range; use PairSafeWeights or UInt8Weights.", nameof(Guard));
     }
 }

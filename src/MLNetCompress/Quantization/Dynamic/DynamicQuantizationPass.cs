@@ -2,6 +2,7 @@ using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.KernelSafety;
 using MLNetCompress.Quantization.NBits;
 
 namespace MLNetCompress.Quantization.Dynamic;
@@ -27,6 +28,9 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
 {
     /// <summary>The lowest ai.onnx opset the pass rewrites (DynamicQuantizeLinear and MatMulInteger).</summary>
     public const long MinOpset = 11;
+
+    /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
+    public const int UInt8WeightZeroPoint = 128;
 
     /// <summary>Creates the pass.</summary>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
@@ -84,7 +88,8 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             var values = ClusteredWeight.ReadValues(graph, clustered.Select(c => c.Weight).ToList(), skipped);
             foreach (var (scope, node, weight) in clustered)
             {
-                var codebook = values.TryGetValue(weight, out var v) ? weight.Quantize(v, Options.PerChannel ? 1 : null) : null;
+                var codebook = values.TryGetValue(weight, out var v) ? weight.Quantize(v, Options.PerChannel ? 1 : null, 1,
+                    Options.Guard == PairSumGuard.UInt8Weights ? PairSumGuard.PairSafeWeights : Options.Guard) : null;
                 if (codebook is null)
                     skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: its clustered weight " +
                                 (v is null ? "could not be evaluated." : "holds NaN or infinite values."));
@@ -122,13 +127,14 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
         var values = TensorData.ToFloatArray(tensor);
         var quantized = new sbyte[count];
         var scales = new float[SymmetricInt8.ScaleCount(dims, axis)];
-        if (!SymmetricInt8.TryQuantize(values, dims, axis, quantized, scales, out float error))
+        // The output columns (axis 1) are the accumulators whose pair sums the guard bounds.
+        if (!GuardedInt8.TryQuantize(values, dims, axis, 1, Options.Guard, quantized, scales, out float error, out var safety))
         {
             reason = "its weight holds NaN or infinite values.";
             return null;
         }
         reason = null;
-        return new DynamicMatMul(scope, node, w, dims, quantized, scales, error);
+        return new DynamicMatMul(scope, node, w, dims, quantized, scales, error, safety);
     }
 
     /// <inheritdoc />
@@ -150,6 +156,14 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             Rewrite(graph, m, quantizedInputs);
             weights.Add((m.Scope, m.Weight));
             changes.Add(m.ToString());
+        }
+        var risky = plan.MatMuls.Count(m => m.Safety.AtRisk);
+        if (risky > 0)
+        {
+            string line = $"{risky} of {plan.MatMuls.Count} MatMul weights could overflow int16 pair sums on x86 CPUs without VNNI " +
+                          $"(u8 activation codes up to 255 × int8 weights, two products summed into 16 bits); guard: {Options.Guard}.";
+            changes.Add(line);
+            context.Log?.Invoke(line);
         }
         foreach (var (scope, w) in weights) GraphEdits.RemoveIfUnused(scope, w);
         foreach (var m in plan.MatMuls) m.Clustered?.RemoveIfUnused();
@@ -186,6 +200,15 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             q = c.EmitInt8(graph, m.Codebook!);
             at += scope.Nodes.Count - before;
         }
+        else if (m.StoredAsUInt8)
+        {
+            // The int8 codes shifted by the zero point: the same values, run on ONNX Runtime's U8U8 kernels.
+            var shifted = new byte[m.Quantized.Length];
+            for (int i = 0; i < shifted.Length; i++) shifted[i] = (byte)(m.Quantized[i] + UInt8WeightZeroPoint);
+            var weight = TensorData.FromUInt8(graph.UniqueName(m.Weight + "_quantized"), m.ShapeArray, shifted);
+            scope.AddInitializer(weight);
+            q = weight.Name;
+        }
         else
         {
             var weight = TensorData.FromInt8(graph.UniqueName(m.Weight + "_quantized"), m.ShapeArray, m.Quantized);
@@ -193,7 +216,9 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             q = weight.Name;
         }
         var scale = TensorData.FromFloats(graph.UniqueName(m.Weight + "_scale"), scaleDims, m.Scales);
-        var zeroPoint = TensorData.FromInt8(graph.UniqueName(m.Weight + "_zero_point"), scaleDims, new sbyte[m.Scales.Length]);
+        var zeroPoint = m.StoredAsUInt8
+            ? TensorData.FromUInt8(graph.UniqueName(m.Weight + "_zero_point"), scaleDims, Enumerable.Repeat((byte)UInt8WeightZeroPoint, m.Scales.Length).ToArray())
+            : TensorData.FromInt8(graph.UniqueName(m.Weight + "_zero_point"), scaleDims, new sbyte[m.Scales.Length]);
         scope.AddInitializer(scale);
         scope.AddInitializer(zeroPoint);
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.KernelSafety;
 using MLNetCompress.Quantization.NBits;
 
 namespace MLNetCompress.Quantization.Dynamic;
@@ -30,15 +31,17 @@ public sealed class DynamicQuantizationPlan
 /// <summary>One MatMul the pass rewrites to DynamicQuantizeLinear + MatMulInteger, with its int8 weight.</summary>
 public sealed class DynamicMatMul
 {
-    internal DynamicMatMul(GraphScope scope, NodeProto node, string weight, long[] shape, sbyte[] quantized, float[] scales, float maxAbsError)
+    internal DynamicMatMul(GraphScope scope, NodeProto node, string weight, long[] shape, sbyte[] quantized, float[] scales, float maxAbsError,
+        PairSumOutcome safety)
     {
         Scope = scope; Node = node; Weight = weight; ShapeArray = shape; Quantized = quantized; Scales = scales; MaxAbsError = maxAbsError;
+        Safety = safety;
     }
 
     /// <summary>A MatMul whose weight is clustered: the index tensor is kept and the codebook quantized
     /// (<see cref="Quantized"/> holds the int8 codebook, k entries per scale).</summary>
     internal DynamicMatMul(GraphScope scope, NodeProto node, ClusteredWeight clustered, QuantizedCodebook codebook)
-        : this(scope, node, clustered.Name, clustered.Dims, codebook.Values, codebook.Scales, codebook.MaxAbsError)
+        : this(scope, node, clustered.Name, clustered.Dims, codebook.Values, codebook.Scales, codebook.MaxAbsError, codebook.Safety)
     {
         Clustered = clustered;
         Codebook = codebook;
@@ -69,6 +72,12 @@ public sealed class DynamicMatMul
     /// <summary>Largest <c>|w - q * scale|</c> over the weight.</summary>
     public float MaxAbsError { get; }
 
+    /// <summary>Whether its u8×s8 pair sums could clip on a CPU without VNNI, and what the guard did.</summary>
+    public PairSumOutcome Safety { get; }
+
+    /// <summary>True when the weight is written as uint8 with zero point 128 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
+    public bool StoredAsUInt8 => Safety.Treated && Safety.Guard == PairSumGuard.UInt8Weights && Clustered is null;
+
     /// <summary>Payload bytes before (float; a clustered weight: its indices and float codebook).</summary>
     public long BytesBefore => Clustered is { } c ? c.StoredBytes : 4L * Quantized.LongLength;
 
@@ -88,11 +97,12 @@ public sealed class DynamicMatMul
     internal float[] Scales { get; }
 
     /// <summary>The storage after, in words.</summary>
-    public string StorageAfter => Clustered is { } c
+    public string StorageAfter => (Clustered is { } c
         ? $"clustered, codebook quantized: {c.Clusters} int8 centroids{(Scales.Length > 1 ? $" per column ({Scales.Length} float scales)" : ", 1 float scale")}, index tensor kept, dynamic uint8 activations"
-        : Scales.Length > 1
-            ? $"int8 per-column ({Scales.Length} float scales), dynamic uint8 activations"
-            : "int8 per-tensor (1 float scale), dynamic uint8 activations";
+        : (StoredAsUInt8 ? "uint8" : "int8") + (Scales.Length > 1
+            ? $" per-column ({Scales.Length} float scales), dynamic uint8 activations"
+            : " per-tensor (1 float scale), dynamic uint8 activations"))
+        + (Safety.Describe() is { } d ? "; " + d : "");
 
     /// <summary>The row for the compression report.</summary>
     public LayerChange ToLayerChange() =>

@@ -8,14 +8,24 @@ public static class AffineQuantization
     /// <summary>The integer range of an activation type.</summary>
     public static (int Min, int Max) Limits(QdqActivationType type) => type == QdqActivationType.U8 ? (0, 255) : (-128, 127);
 
+    /// <summary>The 7-bit codes of uint8 activations read by a layer guarded with
+    /// <see cref="KernelSafety.PairSumGuard.ReducedRangeActivations"/>: 127·127·2 stays inside int16.</summary>
+    public static (int Min, int Max) ReducedRangeLimits => (0, 127);
+
     /// <summary>
     /// <c>scale = (max − min) / (qmax − qmin)</c>, <c>zero point = round(qmin − min / scale)</c> clamped: 0 is then exactly
     /// representable, and a range starting at 0 gets the type's minimum as zero point (what lets ONNX Runtime drop a
     /// Relu in front of the QuantizeLinear). An empty range gets scale 1.
     /// </summary>
-    public static (float Scale, int ZeroPoint) Parameters(ActivationRange range, QdqActivationType type)
+    public static (float Scale, int ZeroPoint) Parameters(ActivationRange range, QdqActivationType type) =>
+        Parameters(range, Limits(type));
+
+    /// <summary>As <see cref="Parameters(ActivationRange, QdqActivationType)"/> onto the codes [qmin, qmax] (a reduced
+    /// range: uint8 codes [0, 127] for 7-bit activations).</summary>
+    public static (float Scale, int ZeroPoint) Parameters(ActivationRange range, (int Min, int Max) codes)
     {
-        var (qmin, qmax) = Limits(type);
+        var (qmin, qmax) = codes;
+        if (qmax <= qmin) throw new ArgumentException($"empty code range [{qmin}, {qmax}].", nameof(codes));
         float min = MathF.Min(range.Min, 0), max = MathF.Max(range.Max, 0);
         float scale = (max - min) / (qmax - qmin);
         if (!(scale > 0) || !float.IsFinite(scale)) return (1f, 0);

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using MLNetCompress.Calibration;
 using MLNetCompress.Data;
+using MLNetCompress.Quantization.KernelSafety;
 
 namespace MLNetCompress.Quantization.Qdq;
 
@@ -46,6 +47,11 @@ public sealed record QdqOptions
     /// gets an int8 codebook of k entries per channel (its index tensor is shared), else one of k entries.</summary>
     public bool PerChannel { get; init; } = true;
 
+    /// <summary>How layers whose u8×s8 pair sums could clip on x86 CPUs without VNNI are kept right there (see
+    /// <see cref="PairSumGuard"/>; default <see cref="PairSumGuard.PairSafeWeights"/>). The model is then right
+    /// whatever CPU quantizes it and whatever CPU runs it.</summary>
+    public PairSumGuard Guard { get; init; } = PairSumGuard.PairSafeWeights;
+
     /// <summary>How activation ranges are chosen from the calibration statistics.</summary>
     public RangeMethodOptions Range { get; init; } = new();
 
@@ -79,5 +85,9 @@ public sealed record QdqOptions
             throw new ArgumentException($"no QDQ handler for {string.Join(", ", unknown)}; supported: {string.Join(", ", QdqHandlerRegistry.OpTypes)}.", nameof(Ops));
         if (!Enum.IsDefined(Activations)) throw new ArgumentException($"unknown activation type {Activations}.", nameof(Activations));
         if (!Enum.IsDefined(Weights)) throw new ArgumentException($"unknown weight type {Weights}.", nameof(Weights));
+        if (!Enum.IsDefined(Guard)) throw new ArgumentException($"unknown pair-sum guard {Guard}.", nameof(Guard));
+        if (Guard == PairSumGuard.ReducedRangeActivations && Activations != QdqActivationType.U8)
+            throw new ArgumentException("7-bit activations guard uint8 activations only: x86 kernels shift int8 activations to uint8, " +
+                                        "so their codes still reach 255; use PairSafeWeights or UInt8Weights with int8 activations.", nameof(Guard));
     }
 }

@@ -3,6 +3,7 @@ using MLNetCompress.Calibration;
 using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.KernelSafety;
 
 namespace MLNetCompress.Quantization.Qdq;
 
@@ -21,14 +22,16 @@ public sealed record QdqActivation(string Value, ActivationRange Range, float Sc
 /// <summary>One weight folded to int8 offline: values, scales and the axis of the scales.</summary>
 public sealed class QdqWeight
 {
-    internal QdqWeight(string name, string opType, long[] shape, int? axis, sbyte[] quantized, float[] scales, float maxAbsError)
+    internal QdqWeight(string name, string opType, long[] shape, int? axis, sbyte[] quantized, float[] scales, float maxAbsError,
+        PairSumOutcome safety)
     {
         Name = name; OpType = opType; Shape = shape; Axis = axis; Quantized = quantized; Scales = scales; MaxAbsError = maxAbsError;
+        Safety = safety;
     }
 
     /// <summary>A clustered weight whose codebook is quantized: <see cref="Quantized"/> holds the int8 codebook.</summary>
     internal QdqWeight(ClusteredWeight clustered, string opType, QuantizedCodebook codebook)
-        : this(clustered.Name, opType, clustered.Dims, codebook.Axis, codebook.Values, codebook.Scales, codebook.MaxAbsError)
+        : this(clustered.Name, opType, clustered.Dims, codebook.Axis, codebook.Values, codebook.Scales, codebook.MaxAbsError, codebook.Safety)
     {
         Clustered = clustered;
         Codebook = codebook;
@@ -64,12 +67,20 @@ public sealed class QdqWeight
     /// <summary>Largest |w − q·scale|.</summary>
     public float MaxAbsError { get; }
 
+    /// <summary>Whether its u8×s8 pair sums could clip on a CPU without VNNI, and what the guard did.</summary>
+    public PairSumOutcome Safety { get; }
+
+    /// <summary>True when the weight is written as uint8 with zero point 128 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
+    public bool StoredAsUInt8 => Safety.Treated && Safety.Guard == PairSumGuard.UInt8Weights && Clustered is null;
+
+    private string Guarded => Safety.Describe() is { } d ? "; " + d : "";
+
     internal LayerChange ToLayerChange() => Clustered is { } c
         ? new(Name, OpType, "main", Shape, "float",
-            $"clustered, codebook quantized: {c.Clusters} int8 centroids{(Axis is int ca ? $" per channel (axis {ca})" : ", per-tensor scale")}, index tensor kept, QDQ",
+            $"clustered, codebook quantized: {c.Clusters} int8 centroids{(Axis is int ca ? $" per channel (axis {ca})" : ", per-tensor scale")}, index tensor kept, QDQ{Guarded}",
             c.StoredBytes, c.IndexBytes + Quantized.Count + 5L * Scales.Count + (Axis is null ? 0 : OnnxDataTypes.ByteCount(c.IndexType, Scales.Count)), MaxAbsError)
         : new(Name, OpType, "main", Shape, "float",
-            Axis is int a ? $"int8 QDQ per-channel (axis {a})" : "int8 QDQ per-tensor",
+            (StoredAsUInt8 ? "uint8" : "int8") + (Axis is int a ? $" QDQ per-channel (axis {a})" : " QDQ per-tensor") + Guarded,
             4L * Quantized.Count, Quantized.Count + 5L * Scales.Count, MaxAbsError);
 }
 

@@ -3,6 +3,7 @@ using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.KernelSafety;
 
 namespace MLNetCompress.Quantization.Qdq;
 
@@ -28,6 +29,9 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
 
     /// <summary>The lowest opset with per-axis QuantizeLinear/DequantizeLinear.</summary>
     public const long MinPerChannelOpset = 13;
+
+    /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
+    public const int UInt8WeightZeroPoint = 128;
 
     /// <summary>Creates the pass.</summary>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
@@ -89,7 +93,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
                 Options.HistogramBins, context.Cancellation);
             context.Report(Name, "calibrate", 1, 1);
         }
-        var activations = ChooseRanges(scope, rules, values, stats, skipped);
+        var activations = ChooseRanges(scope, rules, values, stats, skipped, reduced: null);
 
         // A compute node whose activation input got no float statistics (an integer input) stays float.
         foreach (var (node, rule) in rules.ToList())
@@ -99,36 +103,41 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
                 skipped.Add($"{GraphScope.NodeLabel(node)}: an input has no float calibration statistics; left in float.");
             }
 
+        // Weights first: the pair-sum guard may ask for 7-bit input activations, which the bias scales depend on.
         // Clustered weights are quantized through their codebook; their values are read once, one session for all.
         var clustered = ClusteredWeights(scope, rules);
         var clusteredValues = ClusteredWeight.ReadValues(graph, clustered.Values.ToList(), skipped);
         var weights = new Dictionary<string, QdqWeight>(StringComparer.Ordinal);
-        var biases = new List<QdqBias>();
         // A copy: a node whose weight cannot be quantized leaves the table inside the loop.
         foreach (var (node, rule) in rules.ToList())
         {
             context.Cancellation.ThrowIfCancellationRequested();
             if (rule.Weight is not { } w) continue;
             string name = node.Input[w.Index];
-            if (!weights.TryGetValue(name, out var weight))
+            if (weights.ContainsKey(name)) continue;
+            string? problem = null;
+            var weight = clustered.TryGetValue(name, out var c)
+                ? QuantizeClustered(c, clusteredValues.GetValueOrDefault(c), node.OpType, w.Axis, out problem)
+                : QuantizeWeight(scope, name, node.OpType, w.Axis);
+            if (weight is null)
             {
-                string? problem = null;
-                weight = clustered.TryGetValue(name, out var c)
-                    ? QuantizeClustered(c, clusteredValues.GetValueOrDefault(c), node.OpType, w.Axis, out problem)
-                    : QuantizeWeight(scope, name, node.OpType, w.Axis);
-                if (weight is null)
-                {
-                    skipped.Add($"{name} ({node.OpType} '{GraphScope.NodeLabel(node)}'): {problem ?? "NaN or infinite values"}; left in float.");
-                    rules.Remove(node);
-                    continue;
-                }
-                weights[name] = weight;
+                skipped.Add($"{name} ({node.OpType} '{GraphScope.NodeLabel(node)}'): {problem ?? "NaN or infinite values"}; left in float.");
+                rules.Remove(node);
+                continue;
             }
-            if (rule.Bias is int b)
-            {
-                var bias = QuantizeBias(scope, node, b, activations[node.Input[rule.Activations[0]]].Scale, weight, skipped);
-                if (bias is not null) biases.Add(bias);
-            }
+            weights[name] = weight;
+        }
+        if (Options.Guard == PairSumGuard.ReducedRangeActivations)
+        {
+            var reduced = ReducedRangeValues(scope, rules, weights);
+            if (reduced.Count > 0) activations = ChooseRanges(scope, rules, values, stats, skipped, reduced);
+        }
+        var biases = new List<QdqBias>();
+        foreach (var (node, rule) in rules)
+        {
+            if (rule.Weight is not { } w || rule.Bias is not int b || !weights.TryGetValue(node.Input[w.Index], out var weight)) continue;
+            var bias = QuantizeBias(scope, node, b, activations[node.Input[rule.Activations[0]]].Scale, weight, skipped);
+            if (bias is not null) biases.Add(bias);
         }
 
         var ordered = scope.Nodes.Where(rules.ContainsKey).ToList();
@@ -258,22 +267,31 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     }
 
     /// <summary>Scale and zero point per value; data-movement ops copy their input's parameters to their output.</summary>
+    /// <param name="scope">The main graph.</param>
+    /// <param name="rules">The nodes quantized.</param>
+    /// <param name="values">The values that get a Q/DQ pair.</param>
+    /// <param name="stats">Their calibration statistics.</param>
+    /// <param name="skipped">Receives one line per value left float.</param>
+    /// <param name="reduced">Values quantized to 7-bit codes (<see cref="PairSumGuard.ReducedRangeActivations"/>), or null.</param>
     private Dictionary<string, QdqActivation> ChooseRanges(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules,
-        HashSet<string> values, IReadOnlyDictionary<string, HistogramStatistics> stats, List<string> skipped)
+        HashSet<string> values, IReadOnlyDictionary<string, HistogramStatistics> stats, List<string> skipped, IReadOnlySet<string>? reduced)
     {
         var result = new Dictionary<string, QdqActivation>(StringComparer.Ordinal);
         foreach (var v in values)
         {
             if (!stats.TryGetValue(v, out var s) || s.Count == 0)
             {
-                skipped.Add($"{v}: no float values seen in calibration; not quantized.");
+                // Said once: the second call (7-bit activations) sees the same statistics.
+                if (reduced is null) skipped.Add($"{v}: no float values seen in calibration; not quantized.");
                 continue;
             }
             // A graph input's range is the data's own range (pixels, features): clipping it only destroys information
             // the first layer needs, so inputs always keep MinMax.
             var method = scope.IsGraphInput(v) ? Options.Range with { Method = RangeMethod.MinMax } : Options.Range;
             var range = ActivationRanges.Choose(s, method);
-            var (scale, zp) = AffineQuantization.Parameters(range, Options.Activations);
+            var (scale, zp) = reduced is not null && reduced.Contains(v)
+                ? AffineQuantization.Parameters(range, AffineQuantization.ReducedRangeLimits)
+                : AffineQuantization.Parameters(range, Options.Activations);
             result[v] = new QdqActivation(v, range, scale, zp);
         }
         // Graph order, so a chain of Reshape/Transpose/MaxPool passes the first parameters all the way along.
@@ -282,6 +300,26 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
                 && result.TryGetValue(node.Input[0], out var input) && result.ContainsKey(node.Output[0]))
                 result[node.Output[0]] = input with { Value = node.Output[0] };
         return result;
+    }
+
+    /// <summary>
+    /// The activation inputs of the layers whose weights could clip (<see cref="PairSumGuard.ReducedRangeActivations"/>),
+    /// followed back through the data-movement ops that share their input's parameters (MaxPool, Reshape, ...), so the
+    /// 7-bit parameters are the ones that reach the layer.
+    /// </summary>
+    private static HashSet<string> ReducedRangeValues(GraphScope scope, Dictionary<NodeProto, QdqNodeRule> rules, Dictionary<string, QdqWeight> weights)
+    {
+        var reduced = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>();
+        foreach (var (node, rule) in rules)
+            if (rule.Weight is { } w && weights.TryGetValue(node.Input[w.Index], out var weight) && weight.Safety.Treated)
+                foreach (int i in rule.Activations) pending.Push(node.Input[i]);
+        while (pending.TryPop(out var v))
+        {
+            if (!reduced.Add(v)) continue;
+            if (scope.Producer(v) is { } p && rules.TryGetValue(p, out var pr) && pr.SharesInputRange) pending.Push(p.Input[0]);
+        }
+        return reduced;
     }
 
     /// <summary>The weights of the selected nodes that are clustered (index tensor + codebook), by name.</summary>
@@ -308,7 +346,9 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             return null;
         }
         int? a = Options.PerChannel && clustered.Dims.Length >= 2 ? axis : null;
-        var codebook = clustered.Quantize(values, a);
+        // A codebook is gathered as int8: uint8 weights are not offered for it, pair-safe scales guard it instead.
+        var guard = Options.Guard == PairSumGuard.UInt8Weights ? PairSumGuard.PairSafeWeights : Options.Guard;
+        var codebook = clustered.Quantize(values, a, axis, guard);
         problem = codebook is null ? "NaN or infinite values" : null;
         return codebook is null ? null : new QdqWeight(clustered, opType, codebook);
     }
@@ -321,8 +361,8 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         int? a = Options.PerChannel && dims.Length >= 2 ? axis : null;
         var q = new sbyte[values.Length];
         var scales = new float[SymmetricInt8.ScaleCount(dims, a)];
-        return SymmetricInt8.TryQuantize(values, dims, a, q, scales, out float error)
-            ? new QdqWeight(name, opType, dims, a, q, scales, error)
+        return GuardedInt8.TryQuantize(values, dims, a, axis, Options.Guard, q, scales, out float error, out var safety)
+            ? new QdqWeight(name, opType, dims, a, q, scales, error, safety)
             : null;
     }
 
@@ -378,12 +418,36 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             context.Cancellation.ThrowIfCancellationRequested();
             AddActivationPair(graph, scope, a, plan.Rules, paired);
         }
+        if (GuardSummary(plan.Weights) is { } guarded)
+        {
+            changes.Add(guarded);
+            context.Log?.Invoke(guarded);
+        }
         changes.Add($"{plan.NodeList.Count} nodes quantized ({string.Join(", ", plan.NodeList.GroupBy(n => n.OpType).Select(g => $"{g.Count()} {g.Key}"))}), " +
                     $"{plan.Activations.Count} activations with {Options.Activations} QuantizeLinear/DequantizeLinear pairs ({Options.Range.Method}).");
         scope.RemoveUnusedConstants();
         if (!scope.TopologicalSort())
             throw new InvalidOperationException("the quantized graph could not be ordered topologically.");
         return new PassResult(Name, true, changes, plan.Skipped);
+    }
+
+    /// <summary>One line on the layers whose u8×s8 pair sums could clip on CPUs without VNNI and what was done, or null
+    /// when none could.</summary>
+    internal static string? GuardSummary(IReadOnlyList<QdqWeight> weights)
+    {
+        var risky = weights.Where(w => w.Safety.AtRisk).ToList();
+        if (risky.Count == 0) return null;
+        var guard = risky[0].Safety.Guard;
+        string what = guard switch
+        {
+            PairSumGuard.PairSafeWeights => "pair-safe weight scales (two same-sign weights of a channel sum to at most 128 codes)",
+            PairSumGuard.SevenBitWeights => "7-bit weights",
+            PairSumGuard.ReducedRangeActivations => "7-bit input activations",
+            PairSumGuard.UInt8Weights => "uint8 weights (U8U8 kernels)",
+            _ => "NO GUARD: the model may be wrong on those CPUs",
+        };
+        return $"{risky.Count} of {weights.Count} weights could overflow int16 pair sums on x86 CPUs without VNNI " +
+               $"(u8 activation codes up to 255 × int8 weights, two products summed into 16 bits); {what}.";
     }
 
     private static string AddWeightDequantize(ModelGraph graph, GraphScope scope, QdqWeight w)
@@ -396,6 +460,15 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             // Gather(int8 codebook, indices): ONNX Runtime folds it at load into the int8 initializer it fuses.
             quantized = c.EmitInt8(graph, w.Codebook!);
         }
+        else if (w.StoredAsUInt8)
+        {
+            // The same values as the int8 codes, shifted by the zero point 128: ONNX Runtime then runs U8U8 kernels.
+            var shifted = new byte[w.Quantized.Count];
+            for (int i = 0; i < shifted.Length; i++) shifted[i] = (byte)(w.Quantized[i] + UInt8WeightZeroPoint);
+            var q = TensorData.FromUInt8(graph.UniqueName(w.Name + "_quantized"), shape, shifted);
+            scope.AddInitializer(q);
+            quantized = q.Name;
+        }
         else
         {
             var q = TensorData.FromInt8(graph.UniqueName(w.Name + "_quantized"), shape, w.Quantized.ToArray());
@@ -403,7 +476,10 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             quantized = q.Name;
         }
         var scale = TensorData.FromFloats(graph.UniqueName(w.Name + "_scale"), scaleDims, w.Scales.ToArray());
-        var zp = TensorData.FromInt8(graph.UniqueName(w.Name + "_zero_point"), scaleDims, new sbyte[w.Scales.Count]);
+        var zpCount = w.Scales.Count;
+        var zp = w.StoredAsUInt8
+            ? TensorData.FromUInt8(graph.UniqueName(w.Name + "_zero_point"), scaleDims, Enumerable.Repeat((byte)UInt8WeightZeroPoint, zpCount).ToArray())
+            : TensorData.FromInt8(graph.UniqueName(w.Name + "_zero_point"), scaleDims, new sbyte[zpCount]);
         scope.AddInitializer(scale);
         scope.AddInitializer(zp);
         string output = graph.UniqueName(w.Name + "_dequantized");
