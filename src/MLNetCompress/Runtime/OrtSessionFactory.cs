@@ -125,15 +125,8 @@ public static class OrtSessionFactory
     public static InferenceSession Create(byte[] model, RuntimeOptions? options, Action<string>? log, out bool usingGpu)
     {
         ArgumentNullException.ThrowIfNull(model);
-        using var so = CreateSessionOptions(options ?? RuntimeOptions.Default, log, out usingGpu);
-        try
-        {
-            return new InferenceSession(model, so);
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw new OrtRuntimeException($"the model ({model.Length} bytes) does not load in ONNX Runtime: {OrtRuntimeException.OneLine(e)}", e);
-        }
+        return CreateSession(so => new InferenceSession(model, so), options, log, out usingGpu,
+            e => $"the model ({model.Length} bytes) does not load in ONNX Runtime: {OrtRuntimeException.OneLine(e)}");
     }
 
     /// <summary>Loads a model file and tells whether it runs on the GPU.</summary>
@@ -141,14 +134,32 @@ public static class OrtSessionFactory
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"model file {path} does not exist", path);
-        using var so = CreateSessionOptions(options ?? RuntimeOptions.Default, log, out usingGpu);
-        try
+        return CreateSession(so => new InferenceSession(path, so), options, log, out usingGpu,
+            e => $"model {path} does not load in ONNX Runtime: {OrtRuntimeException.OneLine(e)}");
+    }
+
+    private static InferenceSession CreateSession(Func<SessionOptions, InferenceSession> create, RuntimeOptions? options, Action<string>? log,
+        out bool usingGpu, Func<OnnxRuntimeException, string> failure)
+    {
+        options ??= RuntimeOptions.Default;
+        for (int attempt = 0; ; attempt++)
         {
-            return new InferenceSession(path, so);
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw new OrtRuntimeException($"model {path} does not load in ONNX Runtime: {OrtRuntimeException.OneLine(e)}", e);
+            using var so = CreateSessionOptions(options, log, out usingGpu);
+            try
+            {
+                return create(so);
+            }
+            catch (OnnxRuntimeException e) when (attempt == 0 && e.Message.Contains("EnvCreatedWithGlobalThreadPools", StringComparison.Ordinal))
+            {
+                // Another component of the process (ML.NET's OnnxTransformer, on another thread) started ONNX Runtime
+                // without a global pool between our check and our setup: sessions use their own threads from now on.
+                lock (Gate) s_globalPool = false;
+                log?.Invoke("ONNX Runtime was started elsewhere in this process without a global thread pool; each session uses its own threads");
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new OrtRuntimeException(failure(e), e);
+            }
         }
     }
 

@@ -86,10 +86,11 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
     /// <summary>
     /// The int8 weight and scales a fused node reads in ONNX Runtime's optimized graph (input 3 and 4 of QLinearConv,
     /// QGemm and DynamicQuantizeMatMul's B at 1 with its scale at 2), checked against the clustered values: scale = max|w|/127
-    /// per output channel (or per tensor), q = round(w / scale); and at most k distinct int8 values per channel.
+    /// per output channel (or per tensor), widened by the default pair-sum guard only as far as its bound needs
+    /// (<see cref="PairSafeChecks"/>), q = round(w / scale); and at most k distinct int8 values per channel.
     /// </summary>
     private static void AssertFusedWeight(ModelGraph optimized, string op, int weightInput, int scaleInput, float[] clustered,
-        long[] dims, int? axis, int k)
+        long[] dims, int? axis, int k, int outputAxis)
     {
         var node = optimized.Main.Nodes.Single(n => n.OpType == op && optimized.Main.Initializer(n.Input[weightInput]) is { } t
                                                                    && TensorData.ElementCount(t.Dims.ToArray()) == clustered.Length);
@@ -100,17 +101,23 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
         int channels = axis is int a ? (int)dims[a] : 1;
         long inner = axis is int ax ? dims.Skip(ax + 1).Aggregate(1L, (x, y) => x * y) : clustered.Length;
         Assert.Equal(channels, scales.Length);
-        var max = new float[channels];
-        for (int i = 0; i < clustered.Length; i++) max[i / inner % channels] = Math.Max(max[i / inner % channels], Math.Abs(clustered[i]));
         var distinct = Enumerable.Range(0, channels).Select(_ => new HashSet<float>()).ToArray();
+        // The pair bound holds per output channel (one accumulator), whether it has its own scale or shares one.
+        int outputs = (int)dims[outputAxis];
+        long outputInner = dims.Skip(outputAxis + 1).Aggregate(1L, (x, y) => x * y);
+        var groups = Enumerable.Range(0, outputs).Select(_ => (Weights: new List<float>(), Codes: new List<float>())).ToArray();
         for (int i = 0; i < clustered.Length; i++)
         {
             int c = (int)(i / inner % channels);
-            float s = max[c] / 127f;
-            Assert.Equal(s, scales[c], 6);
-            Assert.Equal(Math.Clamp(MathF.Round(clustered[i] / s, MidpointRounding.ToEven), -127, 127), q[i]);
+            var g = groups[(int)(i / outputInner % outputs)];
+            g.Weights.Add(clustered[i]);
+            g.Codes.Add(q[i]);
             distinct[c].Add(q[i]);
         }
+        if (axis is null)
+            PairSafeChecks.AssertChannels(groups.Select(g => ((IReadOnlyList<float>)g.Weights, (IReadOnlyList<float>)g.Codes)).ToList(), scales[0]);
+        else
+            for (int c = 0; c < channels; c++) PairSafeChecks.AssertChannel(groups[c].Weights, scales[c], groups[c].Codes);
         Assert.All(distinct, d => Assert.InRange(d.Count, 1, k));
     }
 
@@ -170,8 +177,8 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
         Assert.DoesNotContain("Gemm", ops);
         Assert.DoesNotContain("Gather", ops);
         int? axis = perChannel ? 0 : null;
-        AssertFusedWeight(optimized, "QLinearConv", 3, 4, clustered["W2"].Values, [16, 16, 3, 3], axis, k);
-        AssertFusedWeight(optimized, "QGemm", 3, 4, clustered["W3"].Values, [10, 256], axis, k);
+        AssertFusedWeight(optimized, "QLinearConv", 3, 4, clustered["W2"].Values, [16, 16, 3, 3], axis, k, outputAxis: 0);
+        AssertFusedWeight(optimized, "QGemm", 3, 4, clustered["W3"].Values, [10, 256], axis, k, outputAxis: 0);
 
         var report = ModelComparer.Compare(clusteredBytes, graph.ToBytes(), Feed(clusteredBytes, 64, 2),
             new EvalOptions { WarmupRuns = 0, MinLatencySamples = 1 });
@@ -232,7 +239,7 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
         string fused = ops.Contains("DynamicQuantizeMatMul") ? "DynamicQuantizeMatMul" : "MatMulIntegerToFloat";
         int scaleInput = fused == "DynamicQuantizeMatMul" ? 2 : 3;
         int? axis = perChannel ? 1 : null;
-        AssertFusedWeight(optimized, fused, 1, scaleInput, clustered["W1"].Values, [64, 48], axis, k);
+        AssertFusedWeight(optimized, fused, 1, scaleInput, clustered["W1"].Values, [64, 48], axis, k, outputAxis: 1);
 
         var report = ModelComparer.Compare(clusteredBytes, graph.ToBytes(), Feed(clusteredBytes, 64, 2),
             new EvalOptions { WarmupRuns = 0, MinLatencySamples = 1 });

@@ -159,3 +159,35 @@ internal static class WeightStorageChecks
         return weights;
     }
 }
+
+/// <summary>
+/// The contract of the default pair-sum guard (<see cref="MLNetCompress.Quantization.KernelSafety.PairSumGuard.PairSafeWeights"/>)
+/// for one output channel, checked from its definition: the scale is the 8-bit scale max|w|/127, widened at most to
+/// (p₁ + p₂)/127.5 where p₁, p₂ are the two largest same-sign magnitudes, and after rounding any two same-sign codes of the
+/// channel sum to at most 128 (so 255 × 128 stays inside int16).
+/// </summary>
+internal static class PairSafeChecks
+{
+    public static void AssertChannel(IReadOnlyList<float> weights, float scale, IReadOnlyList<float> codes) =>
+        AssertChannels([(weights, codes)], scale);
+
+    /// <summary>Output channels (accumulators) that share one scale: the bound holds in each.</summary>
+    public static void AssertChannels(IReadOnlyList<(IReadOnlyList<float> Weights, IReadOnlyList<float> Codes)> channels, float scale)
+    {
+        float max = channels.Max(c => c.Weights.Max(MathF.Abs));
+        float s0 = max / 127f;
+        float pair = channels.Max(c => Math.Max(
+            c.Weights.Where(w => w > 0).OrderDescending().Take(2).Sum(),
+            c.Weights.Where(w => w < 0).Select(w => -w).OrderDescending().Take(2).Sum()));
+        Assert.True(scale >= s0 * (1 - 1e-6f), $"scale {scale} below the 8-bit scale {s0}");
+        Assert.True(scale <= Math.Max(s0, pair / 127.5f) * (1 + 1e-5f), $"scale {scale} wider than the pair bound needs ({Math.Max(s0, pair / 127.5f)})");
+        foreach (var (weights, codes) in channels)
+        {
+            for (int i = 0; i < weights.Count; i++)
+                Assert.Equal(Math.Clamp(MathF.Round(weights[i] / scale, MidpointRounding.ToEven), -127, 127), codes[i]);
+            var qp = codes.Where(q => q > 0).OrderDescending().Take(2).Sum();
+            var qn = codes.Where(q => q < 0).Select(q => -q).OrderDescending().Take(2).Sum();
+            Assert.True(Math.Max(qp, qn) <= 128, $"two same-sign codes sum to {Math.Max(qp, qn)}");
+        }
+    }
+}
