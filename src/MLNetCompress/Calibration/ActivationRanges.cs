@@ -94,12 +94,21 @@ public static class ActivationRanges
             cancellationToken.ThrowIfCancellationRequested();
             foreach (var name in fromInputs)
                 if (batch.Inputs.TryGetValue(name, out var t) && t.ElementType == TensorElementType.Float)
-                    StatsFor(stats, name, bins).Add(t.FloatData);
+                {
+                    var s = StatsFor(stats, name, bins);
+                    s.FirstShape ??= t.Shape.ToArray();
+                    s.Add(t.FloatData);
+                }
             if (runner is not null)
             {
                 var outputs = runner.Run(batch);
                 foreach (var o in outputs.Outputs)
-                    if (o.SourceType == TensorElementType.Float) StatsFor(stats, o.Name, bins).Add(o.Data);
+                    if (o.SourceType == TensorElementType.Float)
+                    {
+                        var s = StatsFor(stats, o.Name, bins);
+                        s.FirstShape ??= o.Shape.ToArray();
+                        s.Add(o.Data);
+                    }
             }
             rows += batch.RowCount;
         }

@@ -43,6 +43,10 @@ public sealed class HistogramStatistics
     /// <summary>Number of bins.</summary>
     public int Bins => _counts.Length;
 
+    /// <summary>The tensor's shape in the first calibration batch (null when the statistics were built from raw values):
+    /// what a layer is timed on when int8 and float are compared per layer.</summary>
+    public IReadOnlyList<long>? FirstShape { get; internal set; }
+
     /// <summary>Width of one bin.</summary>
     public double BinWidth => 2.0 * Range / _counts.Length;
 

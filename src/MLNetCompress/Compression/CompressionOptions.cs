@@ -25,6 +25,11 @@ public sealed record CompressionOptions
     /// <summary>How the output is written (external data past 2 GiB by default).</summary>
     public ModelWriteOptions? Write { get; init; }
 
+    /// <summary>When a statically quantized model (<see cref="Quantization.Qdq.QdqQuantizationPass"/>) fails the cosine
+    /// gate, find the layers responsible and remedy them (uint8 weights, then float) before giving up
+    /// (<see cref="Quantization.Qdq.QdqGateRecovery"/>); what was done is in <see cref="CompressionResult.Notes"/>. On by default.</summary>
+    public bool RecoverFailedQuantization { get; init; } = true;
+
     /// <summary>Receives one-line notes from the passes.</summary>
     public Action<string>? Log { get; init; }
 }

@@ -31,6 +31,9 @@ public sealed record CompressionResult(
     /// <summary>The model's size after each stage (the original, each recipe step, a packed container), first row the
     /// original; empty when the front end did not measure stages (the report then shows the original and the written file).</summary>
     public IReadOnlyList<Reporting.SizeStage> Stages { get; init; } = [];
+
+    /// <summary>What the engine did beyond the passes, one line each (the verification gate's recovery of a quantized model).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
 /// <summary>The verifier's figures for the written model, over all its outputs.</summary>

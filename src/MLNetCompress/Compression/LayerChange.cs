@@ -24,6 +24,12 @@ public sealed record LayerChange(
     /// <summary>The ranks of the factors a low-rank split wrote (two for Tucker-2); null when the weight was not factorized.</summary>
     public IReadOnlyList<int>? Ranks { get; init; }
 
+    /// <summary>The layer alone in ONNX Runtime on the CPU that compressed it, float, in milliseconds (the int8 speed check); null when not timed.</summary>
+    public double? FloatMs { get; init; }
+
+    /// <summary>The layer alone as written (its int8 kernel plus the conversions its neighbours force on it), in milliseconds; null when not timed.</summary>
+    public double? CompressedMs { get; init; }
+
     /// <summary>Parameters stored for the weight after the change when it is no longer one tensor of <see cref="Shape"/> (the factors of a split); null otherwise.</summary>
     public long? ParamsAfter { get; init; }
 }

@@ -3,6 +3,7 @@ using MLNetCompress.Evaluation;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Quantization;
+using MLNetCompress.Quantization.Qdq;
 
 namespace MLNetCompress.Compression;
 
@@ -76,13 +77,69 @@ public static class ModelCompressor
     {
         // Passes that report per-weight rows are wrapped so PassManager still runs them and checks the graph after each.
         var layers = new List<LayerChange>();
-        var toRun = passes.Select(p => p is ILayerReportingPass lp ? new LayerCollector(lp, layers) : p).ToList();
+        var passList = passes.ToList();
         var context = new PassContext
         {
             Progress = progress is null ? null : new PassProgressForwarder(progress),
             Log = options.Log,
             Cancellation = cancellationToken,
         };
+        // A static int8 pass can be re-run with remedies if the gate refuses its model: keep the graph it starts from.
+        int qdqAt = options.RecoverFailedQuantization ? passList.FindIndex(p => p is QdqQuantizationPass) : -1;
+        var results = new List<PassResult>();
+        ModelGraph? beforeQdq = null;
+        int rowsBeforeQdq = 0;
+        if (qdqAt < 0) results.AddRange(RunPasses(graph, passList, layers, context));
+        else
+        {
+            results.AddRange(RunPasses(graph, passList.Take(qdqAt), layers, context));
+            beforeQdq = graph.Clone();
+            rowsBeforeQdq = layers.Count;
+            results.AddRange(RunPasses(graph, passList.Skip(qdqAt), layers, context));
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        progress?.Report(new CompressionProgress(CompressionStage.Verify, "load the result in ONNX Runtime and compare", 0, 1));
+        var notes = new List<string>();
+        VerifyResult verification;
+        try
+        {
+            verification = VerifyThenWrite(graph, original, output, options, progress, cancellationToken);
+        }
+        catch (CompressionException e) when (beforeQdq is not null && e.Verification is { } refused && FailedOnCosine(refused, options.Verification))
+        {
+            // The gate refused the int8 model: find the layers responsible, remedy them, and run the rest again.
+            var qdq = (QdqQuantizationPass)passList[qdqAt];
+            progress?.Report(new CompressionProgress(CompressionStage.Passes, "gate refused the int8 model: searching for the layers responsible", 0, 1));
+            var recovery = QdqGateRecovery.Recover(beforeQdq, qdq.Options, options.Probes, options.Verification, refused.Reason, cancellationToken);
+            notes.AddRange(recovery.Notes);
+            foreach (var n in recovery.Notes) options.Log?.Invoke(n);
+            graph = beforeQdq;
+            results.RemoveRange(qdqAt, results.Count - qdqAt);
+            layers.RemoveRange(rowsBeforeQdq, layers.Count - rowsBeforeQdq);
+            var again = new List<IGraphPass> { qdq.RerunWith(recovery.Options) };
+            again.AddRange(passList.Skip(qdqAt + 1));
+            results.AddRange(RunPasses(graph, again, layers, context));
+            try
+            {
+                verification = VerifyThenWrite(graph, original, output, options, progress, cancellationToken);
+            }
+            catch (CompressionException second) when (second.Verification is not null)
+            {
+                throw new CompressionException($"{second.Message.TrimEnd('.')}, also after the gate's recovery ({recovery.Notes[^1].TrimEnd('.')}); " +
+                    "nothing was written. Exclude layers (--exclude) or lower --min-cosine if the drop is acceptable.", second.Verification);
+            }
+        }
+        progress?.Report(new CompressionProgress(CompressionStage.Write, "wrote " + Path.GetFileName(output), 1, 1));
+
+        return new CompressionResult(inputPath, output, bytesBefore, OnnxModelIO.SizeOnDisk(output), results, layers,
+            VerificationSummary.From(verification), clock.Elapsed) { Notes = notes };
+    }
+
+    /// <summary>Runs passes under <see cref="PassManager"/>, layer rows collected; one-line errors.</summary>
+    private static IReadOnlyList<PassResult> RunPasses(ModelGraph graph, IEnumerable<IGraphPass> passes, List<LayerChange> layers, PassContext context)
+    {
+        var toRun = passes.Select(p => p is ILayerReportingPass lp ? new LayerCollector(lp, layers) : p).ToList();
         IReadOnlyList<PassResult> results;
         try
         {
@@ -96,15 +153,12 @@ public static class ModelCompressor
         {
             throw new CompressionException(CompressionStage.Passes, $"a pass failed: {OneLine(e)}; nothing was written.", e);
         }
-
-        cancellationToken.ThrowIfCancellationRequested();
-        progress?.Report(new CompressionProgress(CompressionStage.Verify, "load the result in ONNX Runtime and compare", 0, 1));
-        var verification = VerifyThenWrite(graph, original, output, options, progress, cancellationToken);
-        progress?.Report(new CompressionProgress(CompressionStage.Write, "wrote " + Path.GetFileName(output), 1, 1));
-
-        return new CompressionResult(inputPath, output, bytesBefore, OnnxModelIO.SizeOnDisk(output), results, layers,
-            VerificationSummary.From(verification), clock.Elapsed);
+        return results;
     }
+
+    /// <summary>True when the gate refused a model that loads and runs, for its cosine (what a remedy can fix).</summary>
+    private static bool FailedOnCosine(VerifyResult verdict, VerifyOptions thresholds) =>
+        verdict.Outputs.Count > 0 && verdict.Outputs.Any(o => !(o.MinCosine >= thresholds.MinCosine));
 
     /// <summary>Verifies the exact model that will be written, then writes it; throws when it fails.</summary>
     private static VerifyResult VerifyThenWrite(ModelGraph graph, ModelSource original, string output, CompressionOptions options,

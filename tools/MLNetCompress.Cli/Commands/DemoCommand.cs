@@ -117,6 +117,7 @@ internal static class DemoCommand
                 [$"{r.Layers.Count} weights", "", "", "", "", Sizes.Format(r.Layers.Sum(l => l.BytesBefore)), Sizes.Format(r.Layers.Sum(l => l.BytesAfter)), ""]);
         }
         doc.Notes("Skipped", r.Passes.SelectMany(p => p.Skipped.Select(s => $"{p.PassName}: {s}")).ToList());
+        doc.Notes("Verification gate recovery", r.Notes);
         return doc;
     }
 

@@ -39,7 +39,12 @@ internal static class QuantizeCommand
             DefaultValueFactory = _ => "minmax",
             HelpName = "METHOD",
         };
-        var perChannel = new Option<bool>("--per-channel") { Description = "One weight scale per output channel (needs opset 13; the model is upgraded if older)." };
+        var perChannel = new Option<bool>("--per-channel")
+        {
+            Description = "One weight scale per output channel: the default in static and dynamic modes (needs opset 13; the model is " +
+                          "upgraded if older); in storage mode it is asked for with this flag.",
+        };
+        var perTensor = new Option<bool>("--per-tensor") { Description = "Static and dynamic modes: one weight scale per weight instead of per output channel." };
         var activations = new Option<string>("--activations")
         {
             Description = "Activation type: u8 or uint8 (default, U8S8: uint8 activations, int8 weights) or s8 or int8 (S8S8).",
@@ -69,6 +74,12 @@ internal static class QuantizeCommand
             HelpName = "GUARD",
         };
         guard.AcceptOnlyFromAmong(GuardNames.Keys.ToArray());
+        var noSpeedCheck = new Option<bool>("--no-speed-check")
+        {
+            Description = "Static mode: keep every layer int8. By default each layer is timed alone on this CPU, float against int8 " +
+                          "(with the conversions its float neighbours force on it), and kept float where int8 is slower; the timings are " +
+                          "printed and in the report. Use it for a model meant for another CPU.",
+        };
         var reportDir = CommonOptions.Report();
         // ---- accuracy budget and --exclude-ops (defined in QuantizeBudget.cs) ----
         var budgetOptions = new QuantizeBudgetOptions();
@@ -86,8 +97,8 @@ internal static class QuantizeCommand
             "transformers; or storage: int8/int4/int2/binary weights expanded at load (a smaller file, same speed). Reports the measured " +
             "latency ratio against the original.")
         {
-            model, output, calibration, method, perChannel, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab, dynamic,
-            guard, reportDir,
+            model, output, calibration, method, perChannel, perTensor, activations, percentile, rows, eval, evalRows, exclude, minCosine, vocab, dynamic,
+            guard, noSpeedCheck, reportDir,
         };
         foreach (var budgetOption in budgetOptions.All) command.Options.Add(budgetOption); // accuracy budget, --exclude-ops
         foreach (var modeOption in modeOptions.All) command.Options.Add(modeOption); // --mode and the MatMulNBits options
@@ -102,9 +113,11 @@ internal static class QuantizeCommand
             // ---- end storage ----
             var mode = modeOptions.Read(r, r.GetValue(dynamic)); // --mode (QuantizeNBits.cs); --dynamic is --mode dynamic
             var settings = new Settings(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(calibration)!, r.GetValue(method)!,
-                r.GetValue(perChannel), r.GetValue(activations) switch { "int8" => "s8", "uint8" => "u8", var a => a! }, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
+                !r.GetValue(perTensor), r.GetValue(activations) switch { "int8" => "s8", "uint8" => "u8", var a => a! }, r.GetValue(percentile), r.GetValue(rows) ?? 128, r.GetValue(eval),
                 r.GetValue(evalRows) ?? 256, r.GetValue(exclude) ?? [], r.GetValue(minCosine), r.GetValue(vocab), mode.IsDynamic,
-                GuardNames[r.GetValue(guard)!]);
+                GuardNames[r.GetValue(guard)!], !r.GetValue(noSpeedCheck), r.GetValue(perChannel) || r.GetValue(perTensor));
+            if (r.GetValue(perChannel) && r.GetValue(perTensor))
+                throw new InputException("--per-channel and --per-tensor contradict each other; give one of them");
             return await RunAsync(context(r), settings, r.GetValue(reportDir), budgetOptions.Read(r), mode, ct).ConfigureAwait(false);
         });
         return command;
@@ -112,7 +125,7 @@ internal static class QuantizeCommand
 
     private sealed record Settings(string Model, string Output, string Calibration, string Method, bool PerChannel, string Activations,
         double? Percentile, int CalibrationRows, string? Eval, int EvalRows, string[] Exclude, double MinCosine, string? Vocab, bool Dynamic,
-        PairSumGuard Guard);
+        PairSumGuard Guard, bool SpeedCheck, bool ScaleFlagGiven);
 
     /// <summary>The <c>--guard</c> names.</summary>
     internal static readonly IReadOnlyDictionary<string, PairSumGuard> GuardNames = new Dictionary<string, PairSumGuard>(StringComparer.Ordinal)
@@ -145,7 +158,7 @@ internal static class QuantizeCommand
         CommonOptions.CheckReport(reportDir);
         budget.Check(s.Dynamic, s.Eval is not null);
         // ---- modes (QuantizeNBits.cs) ----
-        mode.Check(s.Method != "minmax" || s.PerChannel || s.Activations != "u8" || s.Percentile is not null);
+        mode.Check(s.Method != "minmax" || s.ScaleFlagGiven || s.Activations != "u8" || s.Percentile is not null);
         if (mode.IsMatMulNBits && budget.MaxDrop is not null)
             throw new InputException("--max-drop applies to static quantization; drop --mode matmulnbits or --max-drop");
         // ---- end modes ----
@@ -165,6 +178,7 @@ internal static class QuantizeCommand
             Range = range,
             ExcludeNodes = s.Exclude.ToHashSet(StringComparer.Ordinal),
             Guard = s.Guard,
+            KeepFloatWhereSlower = s.SpeedCheck,
         };
         if (s.Guard == PairSumGuard.ReducedRangeActivations && (s.Dynamic || options.Activations != QdqActivationType.U8))
             throw new InputException("--guard 7bit-activations needs static quantization with uint8 activations; use --guard pair-safe or uint8-weights");
@@ -212,6 +226,19 @@ internal static class QuantizeCommand
                          (o.Top1Agreement is double t ? $", top-1 agreement {t.ToString("0.0%", CultureInfo.InvariantCulture)}" : "") +
                          (o.CandidateAccuracy is double ca && o.BaselineAccuracy is double ba
                              ? $", accuracy {ba.ToString("0.0%", CultureInfo.InvariantCulture)} -> {ca.ToString("0.0%", CultureInfo.InvariantCulture)}" : "")));
+        // The speed check (static mode): each layer alone, and the whole-model verdict.
+        if (passes.OfType<QdqQuantizationPass>().LastOrDefault()?.LastPlan is { Speeds.Count: > 0 } timedPlan)
+        {
+            var c = CultureInfo.InvariantCulture;
+            doc.Table("Speed check (each layer alone on this CPU, fastest of interleaved runs)",
+                [new("layer"), new("op"), new("input"), new("float ms", true), new("int8 ms", true), new("int8 in place ms", true), new("int8 speed-up", true), new("kept")],
+                timedPlan.Speeds.Select(sp => new[]
+                {
+                    sp.Layer, sp.OpType, "[" + string.Join(",", sp.InputShape) + "]", sp.FloatMs.ToString("0.000", c), sp.Int8Ms.ToString("0.000", c),
+                    sp.Int8InPlaceMs.ToString("0.000", c), sp.Speedup.ToString("0.00", c) + "x", sp.KeptFloat ? "float" : "int8",
+                }));
+            if (timedPlan.SpeedSummary is { } verdict) notes.Add(verdict);
+        }
         var warnings = new List<string>(notes);
         if (budgetResult is not null) // accuracy budget: the table of tries, and its notes (early stop, budget not met)
         {

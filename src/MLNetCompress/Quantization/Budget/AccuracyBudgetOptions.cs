@@ -20,6 +20,22 @@ public enum BudgetMetric
     /// <summary>Mean cosine similarity of each output row with the float model's (the float model scores 1), averaged
     /// over the outputs; the drop is in absolute units (0.01 allows a mean cosine of 0.99).</summary>
     Cosine,
+
+    /// <summary>The lowest per-row cosine of any output with the float model's (the float model scores 1): what the
+    /// verification gate checks; the drop is in absolute units (0.01 allows a lowest cosine of 0.99).</summary>
+    MinCosine,
+}
+
+/// <summary>What the search does to the most sensitive layers.</summary>
+public enum BudgetRemedy
+{
+    /// <summary>Keeps them float.</summary>
+    KeepFloat,
+
+    /// <summary>Stores their weights as uint8 (<see cref="KernelSafety.PairSumGuard.UInt8Weights"/>): full 8-bit weights
+    /// instead of the pair-safe guard's wider scales, on ONNX Runtime's U8U8 kernels (slower than U8S8 with VNNI, still
+    /// int8). The first remedy the verification gate's recovery tries.</summary>
+    UInt8Weights,
 }
 
 /// <summary>How the search walks the layers ranked by sensitivity.</summary>
@@ -51,6 +67,9 @@ public sealed record AccuracyBudgetOptions
     /// stops and the best candidate so far is kept (the result says so).</summary>
     public TimeSpan? TimeBudget { get; init; }
 
+    /// <summary>What the search does to the layers it ranks most sensitive (default: keeps them float).</summary>
+    public BudgetRemedy Remedy { get; init; } = BudgetRemedy.KeepFloat;
+
     /// <summary>How the ranked layers are searched (default <see cref="BudgetSearchStrategy.Binary"/>).</summary>
     public BudgetSearchStrategy Search { get; init; } = BudgetSearchStrategy.Binary;
 
@@ -76,7 +95,8 @@ public sealed record AccuracyBudgetOptions
         ArgumentNullException.ThrowIfNull(Eval);
         if (!Enum.IsDefined(Metric)) throw new ArgumentException($"unknown metric {Metric}.", nameof(Metric));
         if (!Enum.IsDefined(Search)) throw new ArgumentException($"unknown search strategy {Search}.", nameof(Search));
-        double limit = Metric == BudgetMetric.Cosine ? 2 : 100;
+        if (!Enum.IsDefined(Remedy)) throw new ArgumentException($"unknown remedy {Remedy}.", nameof(Remedy));
+        double limit = Metric is BudgetMetric.Cosine or BudgetMetric.MinCosine ? 2 : 100;
         if (!(MaxDrop >= 0 && MaxDrop <= limit))
             throw new ArgumentException($"the maximum drop must be in [0, {limit}] for {Metric}, not {MaxDrop}.", nameof(MaxDrop));
         if (TimeBudget is { } t && t <= TimeSpan.Zero)

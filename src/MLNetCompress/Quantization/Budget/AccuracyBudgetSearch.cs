@@ -54,7 +54,8 @@ public static class AccuracyBudgetSearch
         progress?.Report(new BudgetProgress("calibrate", 0, 1, "activation ranges of every candidate value"));
         var stats = ActivationRanges.Collect(prepared, CandidateValues(prepared, options), options.Calibration,
             options.CalibrationSettings, options.HistogramBins, cancellationToken);
-        var calibrated = options with { CalibrationStatistics = stats };
+        // Candidates are measured for accuracy; the speed check runs once, on the model that is written.
+        var calibrated = options with { CalibrationStatistics = stats, KeepFloatWhereSlower = false };
 
         progress?.Report(new BudgetProgress("baseline", 0, 1, "the float model on the eval data"));
         var evaluator = new BudgetEvaluator(model.ToBytes(), budget, cancellationToken);
@@ -74,7 +75,7 @@ public static class AccuracyBudgetSearch
             }
             // Most sensitive first; a stable sort keeps graph order among equals.
             ranking = ranking.OrderByDescending(s => double.IsNaN(s.Drop) ? double.PositiveInfinity : s.Drop).ToList();
-            if (ranking.Count == layers.Count) SearchRanked(search, ranking.Select(s => s.Layer).ToList(), budget.Search);
+            if (ranking.Count == layers.Count) SearchRanked(search, ranking.Select(s => s.Layer).ToList(), budget.Search, budget.Remedy);
         }
 
         var best = Choose(search.Candidates);
@@ -84,9 +85,11 @@ public static class AccuracyBudgetSearch
         if (!best.MeetsBudget)
             notes.Add($"WARNING: no candidate tried is within the budget (max drop {budget.MaxDrop.ToString(CultureInfo.InvariantCulture)}); " +
                       $"the one with the smallest drop is kept ({best.Describe()}, drop {best.Drop.ToString("G4", CultureInfo.InvariantCulture)}).");
+        bool uint8Best = best.Remedy == BudgetRemedy.UInt8Weights;
         var bestOptions = options with
         {
-            ExcludeNodes = options.ExcludeNodes.Concat(best.Excluded).ToHashSet(StringComparer.Ordinal),
+            ExcludeNodes = uint8Best ? options.ExcludeNodes : options.ExcludeNodes.Concat(best.Excluded).ToHashSet(StringComparer.Ordinal),
+            UInt8WeightNodes = uint8Best ? options.UInt8WeightNodes.Concat(best.Excluded).ToHashSet(StringComparer.Ordinal) : options.UInt8WeightNodes,
             CalibrationStatistics = stats,
         };
         return new BudgetResult(evaluator.Metric, budget.MaxDrop, evaluator.BaselineMetric, evaluator.BaselineMedianMs, layers, ranking,
@@ -114,10 +117,10 @@ public static class AccuracyBudgetSearch
     }
 
     /// <summary>Keeps the k most sensitive layers float for growing k (greedy) or a binary-searched k.</summary>
-    private static void SearchRanked(Search search, List<string> ranked, BudgetSearchStrategy strategy)
+    private static void SearchRanked(Search search, List<string> ranked, BudgetSearchStrategy strategy, BudgetRemedy remedy)
     {
-        // k = all layers is the float model: never a useful answer.
-        int n = ranked.Count - 1;
+        // k = all layers float is the float model: never a useful answer (all layers with uint8 weights is).
+        int n = remedy == BudgetRemedy.UInt8Weights ? ranked.Count : ranked.Count - 1;
         if (strategy == BudgetSearchStrategy.Greedy)
         {
             for (int k = 1; k <= n && !search.OutOfTime; k++)
@@ -179,9 +182,12 @@ public static class AccuracyBudgetSearch
             var graph = prepared.Clone();
             // A layer alone is measured for its numbers only: its neighbours are float, so ONNX Runtime would not fuse
             // it, and the pass would otherwise leave it float rather than slower.
+            // The remedy applies to the layers the search picks; a sensitivity try keeps every other layer float.
+            bool uint8 = step == BudgetStep.Search && budget.Remedy == BudgetRemedy.UInt8Weights;
             var pass = new QdqQuantizationPass(options with
             {
-                ExcludeNodes = options.ExcludeNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal),
+                ExcludeNodes = uint8 ? options.ExcludeNodes : options.ExcludeNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal),
+                UInt8WeightNodes = uint8 ? options.UInt8WeightNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal) : options.UInt8WeightNodes,
                 KeepUnfusedLayers = step == BudgetStep.Sensitivity,
             });
             PassManager.Run(graph, [pass], new PassContext { Cancellation = cancellationToken, Log = budget.Log });
@@ -193,7 +199,7 @@ public static class AccuracyBudgetSearch
             // A small tolerance so that a drop equal to the budget in decimal is not refused for a rounding bit.
             bool meets = !double.IsNaN(drop) && drop <= budget.MaxDrop + 1e-9;
             var candidate = new BudgetCandidate(step, excluded, quantized, metric, drop, meets, bytes.LongLength, ms,
-                evaluator.BaselineMedianMs > 0 ? ms / evaluator.BaselineMedianMs : double.NaN);
+                evaluator.BaselineMedianMs > 0 ? ms / evaluator.BaselineMedianMs : double.NaN, uint8 ? BudgetRemedy.UInt8Weights : BudgetRemedy.KeepFloat);
             _tried[key] = candidate;
             _candidates.Add(candidate);
             return candidate;

@@ -86,7 +86,7 @@ internal sealed class BudgetEvaluator
     {
         using var runner = Load(candidate, _outputNames);
         var times = new List<double>();
-        double cosineSum = 0;
+        double cosineSum = 0, cosineMin = 1;
         long cosineRows = 0, agree = 0, correct = 0, classRows = 0;
         int b = 0;
         DataBatch? first = null;
@@ -113,6 +113,12 @@ internal sealed class BudgetEvaluator
                         cosineSum += OutputStats.Cosine(x, y) / reference.Length;
                         if (k == 0) cosineRows++;
                     }
+                    else if (Metric == BudgetMetric.MinCosine)
+                    {
+                        // Written so that NaN wins: a row that is not finite is the worst row.
+                        double cos = OutputStats.Cosine(x, y);
+                        if (!(cos >= cosineMin)) cosineMin = cos;
+                    }
                     else if (k == _classOutput)
                     {
                         int predicted = TensorPrimitives.IndexOfMax(y);
@@ -130,6 +136,7 @@ internal sealed class BudgetEvaluator
         {
             BudgetMetric.Accuracy => 100.0 * correct / Math.Max(classRows, 1),
             BudgetMetric.Agreement => 100.0 * agree / Math.Max(classRows, 1),
+            BudgetMetric.MinCosine => cosineMin,
             _ => cosineRows == 0 ? 1 : cosineSum / cosineRows,
         };
         return (metric, ModelComparer.Median(times));

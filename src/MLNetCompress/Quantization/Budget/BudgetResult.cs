@@ -27,15 +27,18 @@ public enum BudgetStep
 /// <param name="Bytes">Size of the serialized candidate.</param>
 /// <param name="MedianMs">Median milliseconds per eval batch (not interleaved with the float model: indicative).</param>
 /// <param name="LatencyRatio">Its median over the float model's.</param>
+/// <param name="Remedy">What was done to the <paramref name="Excluded"/> layers: kept float, or given uint8 weights.</param>
 public sealed record BudgetCandidate(BudgetStep Step, IReadOnlyList<string> Excluded, IReadOnlyList<string> QuantizedLayers,
-    double Metric, double Drop, bool MeetsBudget, long Bytes, double MedianMs, double LatencyRatio)
+    double Metric, double Drop, bool MeetsBudget, long Bytes, double MedianMs, double LatencyRatio, BudgetRemedy Remedy = BudgetRemedy.KeepFloat)
 {
     /// <summary>A short description: which layers are float or quantized.</summary>
     public string Describe() => Step switch
     {
         BudgetStep.All => "all layers quantized",
         BudgetStep.Sensitivity => "only " + (QuantizedLayers.Count > 0 ? QuantizedLayers[0] : "(nothing)") + " quantized (measurement)",
-        _ => $"{Excluded.Count} most sensitive float: {string.Join(", ", Excluded)}",
+        _ => Remedy == BudgetRemedy.UInt8Weights
+            ? $"{Excluded.Count} most sensitive with uint8 weights: {string.Join(", ", Excluded)}"
+            : $"{Excluded.Count} most sensitive float: {string.Join(", ", Excluded)}",
     };
 }
 

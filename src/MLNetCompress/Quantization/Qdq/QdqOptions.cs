@@ -52,6 +52,15 @@ public sealed record QdqOptions
     /// whatever CPU quantizes it and whatever CPU runs it.</summary>
     public PairSumGuard Guard { get; init; } = PairSumGuard.PairSafeWeights;
 
+    /// <summary>Never slower: time each quantized layer alone on this CPU, float against int8 (with the QuantizeLinear /
+    /// DequantizeLinear its float neighbours force on it), at the shape it sees in calibration, and keep float the layers
+    /// where int8 loses (<see cref="LayerSpeedCheck"/>). On by default; the timings are in <see cref="QdqPlan.Speeds"/> and
+    /// the report. Turn it off for a model meant for a different CPU, or for repeatable output.</summary>
+    public bool KeepFloatWhereSlower { get; init; } = true;
+
+    /// <summary>Interleaved timed runs per model in the speed check (the fastest counts).</summary>
+    public int SpeedSamples { get; init; } = 15;
+
     /// <summary>How activation ranges are chosen from the calibration statistics.</summary>
     public RangeMethodOptions Range { get; init; } = new();
 
@@ -60,6 +69,11 @@ public sealed record QdqOptions
 
     /// <summary>Nodes left in float, by name (an unnamed node by its label <c>OpType(outputs)</c>).</summary>
     public IReadOnlySet<string> ExcludeNodes { get; init; } = FrozenSet<string>.Empty;
+
+    /// <summary>Layers (node names or labels) whose weights are stored as uint8 with zero point 128 whatever
+    /// <see cref="Guard"/> says: full 8-bit weights on ONNX Runtime's U8U8 kernels, which cannot clip. The remedy the
+    /// verification gate's recovery applies to the layers it finds responsible, before keeping any float.</summary>
+    public IReadOnlySet<string> UInt8WeightNodes { get; init; } = FrozenSet<string>.Empty;
 
     /// <summary>Activation statistics collected earlier on the same prepared model (the accuracy-budget search
     /// calibrates once and quantizes many times). When set, no calibration runs: a value missing here counts as one
@@ -85,6 +99,7 @@ public sealed record QdqOptions
             throw new ArgumentException($"no QDQ handler for {string.Join(", ", unknown)}; supported: {string.Join(", ", QdqHandlerRegistry.OpTypes)}.", nameof(Ops));
         if (!Enum.IsDefined(Activations)) throw new ArgumentException($"unknown activation type {Activations}.", nameof(Activations));
         if (!Enum.IsDefined(Weights)) throw new ArgumentException($"unknown weight type {Weights}.", nameof(Weights));
+        if (SpeedSamples < 1) throw new ArgumentException($"the speed check needs at least 1 timed run, not {SpeedSamples}.", nameof(SpeedSamples));
         if (!Enum.IsDefined(Guard)) throw new ArgumentException($"unknown pair-sum guard {Guard}.", nameof(Guard));
         if (Guard == PairSumGuard.ReducedRangeActivations && Activations != QdqActivationType.U8)
             throw new ArgumentException("7-bit activations guard uint8 activations only: x86 kernels shift int8 activations to uint8, " +

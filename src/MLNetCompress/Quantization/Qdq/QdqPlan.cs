@@ -97,10 +97,36 @@ internal sealed record QdqBias(string Name, NodeProto Node, int[] Quantized, flo
 public sealed class QdqPlan
 {
     internal QdqPlan(string? alreadyQuantized, IReadOnlyList<NodeProto> nodes, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules,
-        IReadOnlyList<QdqActivation> activations, IReadOnlyList<QdqWeight> weights, IReadOnlyList<QdqBias> biases, IReadOnlyList<string> skipped)
+        IReadOnlyList<QdqActivation> activations, IReadOnlyList<QdqWeight> weights, IReadOnlyList<QdqBias> biases, IReadOnlyList<string> skipped,
+        IReadOnlyList<LayerSpeed>? speeds = null)
     {
         AlreadyQuantized = alreadyQuantized; NodeList = nodes; Rules = rules; Activations = activations; Weights = weights;
-        BiasList = biases; Skipped = skipped;
+        BiasList = biases; Skipped = skipped; Speeds = speeds ?? [];
+    }
+
+    /// <summary>The layers timed by the speed check (<see cref="QdqOptions.KeepFloatWhereSlower"/>), kept float or not;
+    /// empty when it did not run.</summary>
+    public IReadOnlyList<LayerSpeed> Speeds { get; }
+
+    /// <summary>This plan with the speed check's timings, and its reasons in place of "excluded by name" for the layers it kept float.</summary>
+    internal QdqPlan WithSpeeds(IReadOnlyList<LayerSpeed> speeds, string summary)
+    {
+        var slower = speeds.Where(s => s.KeptFloat).ToDictionary(s => s.Layer, StringComparer.Ordinal);
+        var skipped = Skipped.Where(line => !slower.Keys.Any(l => line == $"{l}: excluded by name.")).ToList();
+        skipped.AddRange(slower.Values.Select(s => s + "; left in float."));
+        return new QdqPlan(AlreadyQuantized, NodeList, Rules, Activations, Weights, BiasList, skipped, speeds) { SpeedSummary = summary };
+    }
+
+    /// <summary>The speed check's whole-model verdict in one line (what was timed, what was kept), or null.</summary>
+    public string? SpeedSummary { get; private init; }
+
+    /// <summary>The speed check's timing of the layer that reads <paramref name="weight"/>, or null.</summary>
+    internal LayerSpeed? SpeedOf(string weight)
+    {
+        foreach (var n in NodeList)
+            if (Rules[n].Weight is { } w && n.Input[w.Index] == weight)
+                return Speeds.FirstOrDefault(s => s.Layer == GraphScope.NodeLabel(n));
+        return null;
     }
 
     /// <summary>Why the model was left alone as already quantized, or null.</summary>

@@ -3,6 +3,7 @@ using MLNetCompress.Compression;
 using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Onnx.Proto;
+using MLNetCompress.Quantization.Budget;
 using MLNetCompress.Quantization.KernelSafety;
 
 namespace MLNetCompress.Quantization.Qdq;
@@ -45,8 +46,22 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     /// <summary>The options.</summary>
     public QdqOptions Options { get; }
 
-    /// <summary>The plan of the last run, for reports.</summary>
-    public QdqPlan? LastPlan { get; private set; }
+    /// <summary>The plan of the last run, for reports (after a gate recovery re-ran the pass, the re-run's plan).</summary>
+    public QdqPlan? LastPlan
+    {
+        get => _lastPlan;
+        private set
+        {
+            _lastPlan = value;
+            if (_reportsTo is not null) _reportsTo.LastPlan = value;
+        }
+    }
+
+    private QdqPlan? _lastPlan;
+    private QdqQuantizationPass? _reportsTo;
+
+    /// <summary>This pass with other options (a gate recovery's remedies), whose plan also becomes this one's <see cref="LastPlan"/>.</summary>
+    internal QdqQuantizationPass RerunWith(QdqOptions options) => new(options) { _reportsTo = this };
 
     /// <inheritdoc />
     public override string Name => "qdq-quantization";
@@ -55,7 +70,8 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     public long RequiredOpset => Options.PerChannel ? MinPerChannelOpset : MinOpset;
 
     /// <inheritdoc />
-    protected override IEnumerable<LayerChange> LayerChanges(QdqPlan plan) => plan.Weights.Select(w => w.ToLayerChange());
+    protected override IEnumerable<LayerChange> LayerChanges(QdqPlan plan) => plan.Weights.Select(w =>
+        plan.SpeedOf(w.Name) is { } speed ? w.ToLayerChange() with { FloatMs = speed.FloatMs, CompressedMs = speed.Int8InPlaceMs } : w.ToLayerChange());
 
     // ---- plan -------------------------------------------------------------------------------
 
@@ -85,11 +101,16 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         if (rules.Count == 0)
             return LastPlan = new QdqPlan(null, [], rules, [], [], [], skipped);
 
+        bool checkSpeed = Options.KeepFloatWhereSlower && !Options.KeepUnfusedLayers;
+        IReadOnlyList<LayerSpeed>? timed = null;
+        string? speedSummary = null;
         var stats = Options.CalibrationStatistics;
         if (stats is null)
         {
             context.Report(Name, "calibrate", 0, 1);
-            stats = ActivationRanges.Collect(graph, values.ToList(), Options.Calibration, Options.CalibrationSettings,
+            // The speed check may keep layers float and plan again: calibrate every value a plan could quantize, once.
+            var watched = checkSpeed ? values.Concat(AccuracyBudgetSearch.CandidateValues(graph, Options)).Distinct(StringComparer.Ordinal).ToList() : values.ToList();
+            stats = ActivationRanges.Collect(graph, watched, Options.Calibration, Options.CalibrationSettings,
                 Options.HistogramBins, context.Cancellation);
             context.Report(Name, "calibrate", 1, 1);
         }
@@ -116,9 +137,11 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             string name = node.Input[w.Index];
             if (weights.ContainsKey(name)) continue;
             string? problem = null;
+            var guard = Options.UInt8WeightNodes.Contains(node.Name) || Options.UInt8WeightNodes.Contains(GraphScope.NodeLabel(node))
+                ? PairSumGuard.UInt8Weights : Options.Guard;
             var weight = clustered.TryGetValue(name, out var c)
-                ? QuantizeClustered(c, clusteredValues.GetValueOrDefault(c), node.OpType, w.Axis, out problem)
-                : QuantizeWeight(scope, name, node.OpType, w.Axis);
+                ? QuantizeClustered(c, clusteredValues.GetValueOrDefault(c), node.OpType, w.Axis, guard, out problem)
+                : QuantizeWeight(scope, name, node.OpType, w.Axis, guard, Options.PerChannel);
             if (weight is null)
             {
                 skipped.Add($"{name} ({node.OpType} '{GraphScope.NodeLabel(node)}'): {problem ?? "NaN or infinite values"}; left in float.");
@@ -132,6 +155,29 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             var reduced = ReducedRangeValues(scope, rules, weights);
             if (reduced.Count > 0) activations = ChooseRanges(scope, rules, values, stats, skipped, reduced);
         }
+        if (checkSpeed && rules.Values.Any(r => r.IsCompute))
+        {
+            var (speeds, tryFloat) = LayerSpeedCheck.Measure(scope, graph.Model, rules, activations, weights, stats, Options,
+                (done, total) => context.Report(Name, "time layers", done, total), context.Cancellation);
+            var batch = Options.Calibration.Batches(Options.CalibrationSettings.BatchSize, Options.CalibrationSettings.BatchSize).FirstOrDefault();
+            if (batch is not null)
+            {
+                context.Report(Name, "time whole models", 0, 1);
+                var (keepFloat, summary) = LayerSpeedCheck.ChooseByWholeModel(graph.ToBytes(), tryFloat, set => Candidate(graph, stats, set, context),
+                    batch, Options.CalibrationSettings.Runtime, Options.SpeedSamples, context.Cancellation);
+                context.Report(Name, "time whole models", 1, 1);
+                speeds = speeds.Select(s => s with { KeptFloat = keepFloat.Contains(s.Layer) }).ToList();
+                foreach (var s in speeds) context.Log?.Invoke(s.ToString());
+                context.Log?.Invoke(summary);
+                if (keepFloat.Count > 0)
+                {
+                    // Plan again without them, from the same statistics: their neighbours' Q/DQ pairs move accordingly.
+                    return LastPlan = Without(keepFloat, stats).Plan(graph, context).WithSpeeds(speeds, summary);
+                }
+                timed = speeds;
+                speedSummary = summary;
+            }
+        }
         var biases = new List<QdqBias>();
         foreach (var (node, rule) in rules)
         {
@@ -144,7 +190,25 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         var used = new HashSet<string>(ordered.SelectMany(n => rules[n].Activations.Select(i => n.Input[i]))
             .Concat(ordered.Where(n => rules[n].QuantizeOutput).Select(n => n.Output[0])), StringComparer.Ordinal);
         var acts = activations.Values.Where(a => used.Contains(a.Value)).ToList();
-        return LastPlan = new QdqPlan(null, ordered, rules, acts, weights.Values.ToList(), biases, skipped);
+        var plan = new QdqPlan(null, ordered, rules, acts, weights.Values.ToList(), biases, skipped);
+        return LastPlan = timed is null ? plan : plan.WithSpeeds(timed, speedSummary!);
+    }
+
+    /// <summary>The same pass keeping <paramref name="keepFloat"/> float, from the same statistics, without a speed check.</summary>
+    private QdqQuantizationPass Without(IReadOnlySet<string> keepFloat, IReadOnlyDictionary<string, HistogramStatistics> stats) =>
+        new(Options with
+        {
+            ExcludeNodes = Options.ExcludeNodes.Concat(keepFloat).ToHashSet(StringComparer.Ordinal),
+            KeepFloatWhereSlower = false,
+            CalibrationStatistics = stats,
+        });
+
+    /// <summary>The quantized model keeping <paramref name="keepFloat"/> float, built on a copy (for the whole-model speed check).</summary>
+    private byte[] Candidate(ModelGraph graph, IReadOnlyDictionary<string, HistogramStatistics> stats, IReadOnlySet<string> keepFloat, PassContext context)
+    {
+        var copy = graph.Clone();
+        PassManager.Run(copy, [Without(keepFloat, stats)], new PassContext { Cancellation = context.Cancellation });
+        return copy.ToBytes();
     }
 
     /// <summary>
@@ -165,8 +229,9 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
                string.Join("; ", nested.Take(shown)) + (nested.Count > shown ? $"; and {nested.Count - shown} more" : "") + ".";
     }
 
-    /// <summary>The nodes to quantize: those with a handler that accepts them, pass-through ops only where they touch
-    /// another quantized node (an isolated Add in int8 only adds conversions).</summary>
+    /// <summary>The nodes to quantize: those with a handler that accepts them, pass-through ops only where a quantized node
+    /// feeds them (an isolated Add in int8 only adds conversions; one fed by float moves the QuantizeLinear up onto a
+    /// larger tensor).</summary>
     private Dictionary<NodeProto, QdqNodeRule> SelectNodes(GraphScope scope, List<string> skipped)
     {
         var rules = new Dictionary<NodeProto, QdqNodeRule>(ReferenceEqualityComparer.Instance);
@@ -190,9 +255,12 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             foreach (var (node, rule) in rules.ToList())
             {
                 if (rule.IsCompute) continue;
-                bool touches = rule.Activations.Any(i => scope.Producer(node.Input[i]) is { } p && rules.ContainsKey(p))
-                               || scope.Consumers(node.Output[0]).Any(rules.ContainsKey);
-                if (!touches)
+                // Int8 starts at the first layer that computes in it: a data-movement op fed only by float values stays
+                // float, so the QuantizeLinear sits as late (on as small a tensor) as it can. Pooling after a float conv
+                // would otherwise quantize the conv's large output, pool in int8, and cost more than it saves.
+                bool fedByInt8 = rule.Activations.Any(i => scope.Producer(node.Input[i]) is { } p && rules.ContainsKey(p));
+                bool touches = fedByInt8 || scope.Consumers(node.Output[0]).Any(rules.ContainsKey);
+                if (!touches || !fedByInt8)
                 {
                     rules.Remove(node);
                     changed = true;
@@ -338,7 +406,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     /// with per-channel scales one of k entries per channel (read at c·k + index), so the scales are exactly those a
     /// plain weight of the same values would get.
     /// </summary>
-    private QdqWeight? QuantizeClustered(ClusteredWeight clustered, float[]? values, string opType, int axis, out string? problem)
+    private QdqWeight? QuantizeClustered(ClusteredWeight clustered, float[]? values, string opType, int axis, PairSumGuard guard, out string? problem)
     {
         if (values is null)
         {
@@ -347,21 +415,20 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         }
         int? a = Options.PerChannel && clustered.Dims.Length >= 2 ? axis : null;
         // A codebook is gathered as int8: uint8 weights are not offered for it, pair-safe scales guard it instead.
-        var guard = Options.Guard == PairSumGuard.UInt8Weights ? PairSumGuard.PairSafeWeights : Options.Guard;
-        var codebook = clustered.Quantize(values, a, axis, guard);
+        var codebook = clustered.Quantize(values, a, axis, guard == PairSumGuard.UInt8Weights ? PairSumGuard.PairSafeWeights : guard);
         problem = codebook is null ? "NaN or infinite values" : null;
         return codebook is null ? null : new QdqWeight(clustered, opType, codebook);
     }
 
-    private QdqWeight? QuantizeWeight(GraphScope scope, string name, string opType, int axis)
+    private static QdqWeight? QuantizeWeight(GraphScope scope, string name, string opType, int axis, PairSumGuard guard, bool perChannel)
     {
         var tensor = scope.Initializer(name)!;
         var dims = tensor.Dims.ToArray();
         var values = TensorData.ToFloatArray(tensor);
-        int? a = Options.PerChannel && dims.Length >= 2 ? axis : null;
+        int? a = perChannel && dims.Length >= 2 ? axis : null;
         var q = new sbyte[values.Length];
         var scales = new float[SymmetricInt8.ScaleCount(dims, a)];
-        return GuardedInt8.TryQuantize(values, dims, a, axis, Options.Guard, q, scales, out float error, out var safety)
+        return GuardedInt8.TryQuantize(values, dims, a, axis, guard, q, scales, out float error, out var safety)
             ? new QdqWeight(name, opType, dims, a, q, scales, error, safety)
             : null;
     }
@@ -418,6 +485,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             context.Cancellation.ThrowIfCancellationRequested();
             AddActivationPair(graph, scope, a, plan.Rules, paired);
         }
+        if (plan.SpeedSummary is { } speed) changes.Add(speed);
         if (GuardSummary(plan.Weights) is { } guarded)
         {
             changes.Add(guarded);

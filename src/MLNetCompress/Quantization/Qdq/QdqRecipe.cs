@@ -8,6 +8,9 @@ namespace MLNetCompress.Quantization.Qdq;
 /// upgrade when the model is older than the options need, then <see cref="QdqQuantizationPass"/>.</summary>
 public static class QdqRecipe
 {
+    /// <summary>The opset a model is upgraded to before static QDQ, when older.</summary>
+    public const long TargetOpset = QdqQuantizationPass.MinPerChannelOpset;
+
     /// <summary>The passes for a model of ai.onnx opset <paramref name="modelOpset"/>.</summary>
     /// <param name="modelOpset">The model's ai.onnx opset.</param>
     /// <param name="options">The quantization options.</param>
@@ -17,10 +20,12 @@ public static class QdqRecipe
         ArgumentNullException.ThrowIfNull(options);
         var quantize = new QdqQuantizationPass(options);
         var passes = new List<IGraphPass>(PreparationPasses.Default());
-        if (modelOpset < quantize.RequiredOpset)
+        // Per-channel scales need opset 13; per tensor, 10 would do, but ONNX Runtime's own QDQ transformers (bias
+        // quantization) insert ops such as Round (opset 11) into the graph and fail on an opset-10 model: 13 either way.
+        if (modelOpset < TargetOpset)
         {
             // Upgrading first (rather than refusing) keeps the user's command simple; the report says so.
-            passes.Insert(0, new UpgradeIfBelow(quantize.RequiredOpset, options.PerChannel, notes));
+            passes.Insert(0, new UpgradeIfBelow(TargetOpset, options.PerChannel, notes));
         }
         passes.Add(quantize);
         return passes;
@@ -40,7 +45,7 @@ public static class QdqRecipe
             if (from >= target) return PassResult.Unchanged(Name);
             var result = new OpsetUpgradePass(target).Run(graph, context);
             notes?.Add($"opset upgraded from {from} to {target}: " +
-                       (perChannel ? "per-channel QuantizeLinear/DequantizeLinear need opset 13." : "QuantizeLinear/DequantizeLinear need opset 10."));
+                       (perChannel ? "per-channel QuantizeLinear/DequantizeLinear need opset 13." : "ONNX Runtime's QDQ transformers need opset 11 or more."));
             return result;
         }
     }
