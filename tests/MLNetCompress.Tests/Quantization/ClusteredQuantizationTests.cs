@@ -151,7 +151,7 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
         Assert.Equal(["W2", "W3"], clustered.Keys.Order());
         var clusteredBytes = graph.ToBytes();
 
-        var pass = new QdqQuantizationPass(new QdqOptions { Calibration = Feed(clusteredBytes), PerChannel = perChannel });
+        var pass = new QdqQuantizationPass(new QdqOptions { Calibration = Feed(clusteredBytes), PerChannel = perChannel, KeepFloatWhereSlower = false });
         var result = PassManager.Run(graph, [pass])[0];
         Assert.True(result.Modified);
         var plan = pass.LastPlan!;
@@ -193,7 +193,7 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
         var graph = SmallCnn(21, 10);
         Cluster(graph, 16);
         var bytes = graph.ToBytes();
-        var passes = QdqRecipe.Passes(graph.OnnxOpset, new QdqOptions { Calibration = Feed(bytes) });
+        var passes = QdqRecipe.Passes(graph.OnnxOpset, new QdqOptions { Calibration = Feed(bytes), KeepFloatWhereSlower = false });
         PassManager.Run(graph, passes);
         Assert.Equal(2, ((QdqQuantizationPass)passes[^1]).LastPlan!.Weights.Count(w => w.Clusters == 16));
         AssertIndexTensorAndInt8Codebook(graph, "W3", 10 * 256, 16, 10);

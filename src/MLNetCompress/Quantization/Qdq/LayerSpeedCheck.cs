@@ -136,9 +136,7 @@ internal static class LayerSpeedCheck
                     int i = (k + round) % runners.Count;
                     best[i] = Math.Min(best[i], runners[i].Run(batch).ElapsedMilliseconds);
                 }
-            // The fastest; among near-ties (within 2 %, timing noise) the one with the fewest float layers.
-            double fastest = best.Skip(1).Min();
-            int chosen = Enumerable.Range(1, sets.Count).First(i => best[i] <= fastest * 1.02);
+            int chosen = 1 + Choose(best.AsSpan(1));
             var c = CultureInfo.InvariantCulture;
             var parts = new List<string> { $"float {best[0].ToString("0.000", c)} ms", $"every layer int8 {best[1].ToString("0.000", c)} ms" };
             for (int i = 2; i <= sets.Count; i++) parts.Add($"{string.Join(", ", sets[i - 1])} float {best[i].ToString("0.000", c)} ms");
@@ -152,6 +150,20 @@ internal static class LayerSpeedCheck
         {
             foreach (var r in runners) r.Dispose();
         }
+    }
+
+    /// <summary>Near-ties are within this share of the fastest (timing noise): the one with the fewest float layers wins.</summary>
+    public const double Tie = 0.02;
+
+    /// <summary>Which candidate to keep, from the fastest run of each (candidate k keeps the first k layers float): the
+    /// fastest, or among those within <see cref="Tie"/> of it, the one with the fewest float layers.</summary>
+    internal static int Choose(ReadOnlySpan<double> fastestMs)
+    {
+        double fastest = double.PositiveInfinity;
+        foreach (double t in fastestMs) fastest = Math.Min(fastest, t);
+        for (int i = 0; i < fastestMs.Length; i++)
+            if (fastestMs[i] <= fastest * (1 + Tie)) return i;
+        return 0;
     }
 
     private static double InPlace(Timed t, GraphScope scope, IReadOnlyDictionary<NodeProto, QdqNodeRule> rules, HashSet<NodeProto> int8) =>

@@ -229,9 +229,8 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
                string.Join("; ", nested.Take(shown)) + (nested.Count > shown ? $"; and {nested.Count - shown} more" : "") + ".";
     }
 
-    /// <summary>The nodes to quantize: those with a handler that accepts them, pass-through ops only where a quantized node
-    /// feeds them (an isolated Add in int8 only adds conversions; one fed by float moves the QuantizeLinear up onto a
-    /// larger tensor).</summary>
+    /// <summary>The nodes to quantize: those with a handler that accepts them, pass-through ops only where they touch
+    /// another quantized node (an isolated Add in int8 only adds conversions).</summary>
     private Dictionary<NodeProto, QdqNodeRule> SelectNodes(GraphScope scope, List<string> skipped)
     {
         var rules = new Dictionary<NodeProto, QdqNodeRule>(ReferenceEqualityComparer.Instance);
@@ -255,12 +254,9 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             foreach (var (node, rule) in rules.ToList())
             {
                 if (rule.IsCompute) continue;
-                // Int8 starts at the first layer that computes in it: a data-movement op fed only by float values stays
-                // float, so the QuantizeLinear sits as late (on as small a tensor) as it can. Pooling after a float conv
-                // would otherwise quantize the conv's large output, pool in int8, and cost more than it saves.
-                bool fedByInt8 = rule.Activations.Any(i => scope.Producer(node.Input[i]) is { } p && rules.ContainsKey(p));
-                bool touches = fedByInt8 || scope.Consumers(node.Output[0]).Any(rules.ContainsKey);
-                if (!touches || !fedByInt8)
+                bool touches = rule.Activations.Any(i => scope.Producer(node.Input[i]) is { } p && rules.ContainsKey(p))
+                               || scope.Consumers(node.Output[0]).Any(rules.ContainsKey);
+                if (!touches)
                 {
                     rules.Remove(node);
                     changed = true;

@@ -59,7 +59,7 @@ public class AccuracyBudgetSearchTests(ITestOutputHelper output)
         var graph = SensitiveMlp();
         var before = graph.ToBytes();
         var calibration = new CountingFeed(Feed(graph, 64, 1));
-        var options = new QdqOptions { Calibration = calibration };
+        var options = new QdqOptions { Calibration = calibration, KeepFloatWhereSlower = false };
         var budget = new AccuracyBudgetOptions { Eval = Feed(graph, 64, 2), MaxDrop = 0.002, Metric = BudgetMetric.Cosine, Search = strategy, TimingRuns = 0 };
         var progress = new List<BudgetProgress>();
         var result = AccuracyBudgetSearch.Run(graph, options, budget, new SyncProgress<BudgetProgress>(progress.Add));
@@ -108,7 +108,7 @@ public class AccuracyBudgetSearchTests(ITestOutputHelper output)
         // QuantizeLinear follows: an excluded layer whose output is quantized must read float values, or it is
         // quantized all the same. The layer before it then has no quantized reader and stays float rather than slower.
         var graph = SensitiveMlp();
-        var options = new QdqOptions { Calibration = Feed(graph, 32, 1), ExcludeNodes = new HashSet<string> { "gemm2" } };
+        var options = new QdqOptions { Calibration = Feed(graph, 32, 1), ExcludeNodes = new HashSet<string> { "gemm2" }, KeepFloatWhereSlower = false };
         var result = Onnx.Passes.PassManager.Run(graph, [new QdqQuantizationPass(options)])[0];
         Assert.Contains(result.Skipped, s => s.StartsWith("gemm1 (Gemm): only layers left in float read its output", StringComparison.Ordinal));
         var path = Path.Combine(RealModels.TempDir("budget-float-layer"), "mlp.optimized.onnx");
@@ -129,7 +129,7 @@ public class AccuracyBudgetSearchTests(ITestOutputHelper output)
     public void TimeBudget_StopsAfterTheFirstTry_AndKeepsItWithAWarning()
     {
         var graph = SensitiveMlp();
-        var options = new QdqOptions { Calibration = Feed(graph, 32, 1) };
+        var options = new QdqOptions { Calibration = Feed(graph, 32, 1), KeepFloatWhereSlower = false };
         var budget = new AccuracyBudgetOptions
         {
             Eval = Feed(graph, 32, 2), MaxDrop = 0.002, Metric = BudgetMetric.Cosine, TimeBudget = TimeSpan.FromTicks(1), TimingRuns = 0,
@@ -149,7 +149,7 @@ public class AccuracyBudgetSearchTests(ITestOutputHelper output)
     public void Accuracy_WithoutLabels_IsRefusedNamingTheAlternatives()
     {
         var graph = SensitiveMlp();
-        var options = new QdqOptions { Calibration = Feed(graph, 16, 1) };
+        var options = new QdqOptions { Calibration = Feed(graph, 16, 1), KeepFloatWhereSlower = false };
         var budget = new AccuracyBudgetOptions { Eval = Feed(graph, 16, 2), MaxDrop = 1, Metric = BudgetMetric.Accuracy };
         var e = Assert.Throws<InvalidOperationException>(() => AccuracyBudgetSearch.Run(graph, options, budget));
         Assert.Contains("labels", e.Message, StringComparison.Ordinal);
@@ -164,7 +164,7 @@ public class AccuracyBudgetSearchTests(ITestOutputHelper output)
         var specOptions = new DataSpecOptions { ModelPath = path };
         var calibration = DataSpec.Parse($"fashion-mnist:{RealModels.FashionMnistSubset}:train", runner.Inputs, specOptions);
         var eval = DataSpec.Parse($"fashion-mnist:{RealModels.FashionMnistSubset}:test", runner.Inputs, specOptions);
-        var options = new QdqOptions { Calibration = calibration, CalibrationSettings = new() { MaxRows = 256, BatchSize = 32 } };
+        var options = new QdqOptions { Calibration = calibration, CalibrationSettings = new() { MaxRows = 256, BatchSize = 32 }, KeepFloatWhereSlower = false };
         var budget = new AccuracyBudgetOptions { Eval = eval, MaxDrop = 0.1, TimingRuns = 0, BatchSize = 100 };
         var graph = ModelGraph.Load(path);
         var result = AccuracyBudgetSearch.Run(graph, options, budget);

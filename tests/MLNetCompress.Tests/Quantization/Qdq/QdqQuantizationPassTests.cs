@@ -42,7 +42,7 @@ public class QdqQuantizationPassTests(ITestOutputHelper output)
     }
 
     private static QdqOptions Options(IDataFeed feed, RangeMethod method = RangeMethod.MinMax, QdqActivationType activations = QdqActivationType.U8) =>
-        new() { Calibration = feed, Activations = activations, Range = new RangeMethodOptions { Method = method } };
+        new() { Calibration = feed, Activations = activations, Range = new RangeMethodOptions { Method = method }, KeepFloatWhereSlower = false };
 
     /// <summary>The op types in the model ONNX Runtime writes after its optimisations.</summary>
     private static HashSet<string> OptimizedOps(byte[] model, string name)

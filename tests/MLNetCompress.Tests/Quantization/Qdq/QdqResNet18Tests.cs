@@ -62,6 +62,7 @@ public class QdqResNet18Tests(ITestOutputHelper output)
             Calibration = calibration,
             CalibrationSettings = new CalibrationOptions { MaxRows = 3, BatchSize = 1 },
             Range = new RangeMethodOptions { Method = method },
+            KeepFloatWhereSlower = false,
         };
         PassManager.Run(graph, QdqRecipe.Passes(graph.OnnxOpset, options, notes));
         var quantized = graph.ToBytes();
