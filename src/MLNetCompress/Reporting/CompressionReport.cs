@@ -202,6 +202,8 @@ public sealed record CompressionReport
             RelativeError = relative,
             ErrorSource = errorSource,
             Histogram = before is null ? null : WeightHistogram.Of(before.Values, after is null ? [] : after.Values, bins),
+            FloatMs = changes.LastOrDefault(c => c.FloatMs is not null)?.FloatMs,
+            CompressedMs = changes.LastOrDefault(c => c.CompressedMs is not null)?.CompressedMs,
         };
     }
 
@@ -350,6 +352,14 @@ public sealed record LayerReport
     /// <summary>Histograms of the values before and after over the same bins; null when the original values could not be read.</summary>
     [JsonPropertyName("histogram")]
     public WeightHistogram? Histogram { get; init; }
+
+    /// <summary>The layer alone in ONNX Runtime, float, on the CPU that compressed it (milliseconds; the int8 speed check); null when not timed.</summary>
+    [JsonPropertyName("floatMs")]
+    public double? FloatMs { get; init; }
+
+    /// <summary>The layer alone as written (int8 kernel plus the conversions its neighbours force on it), milliseconds; null when not timed.</summary>
+    [JsonPropertyName("compressedMs")]
+    public double? CompressedMs { get; init; }
 }
 
 /// <summary>The verifier's figures on the probe rows.</summary>

@@ -133,6 +133,11 @@ internal static class HtmlReport
         Metric(h, "plot-rank", "Rank of low-rank factors", names,
             [new BarSeries("rank", AfterColor, r.Layers.Select(l => l.Ranks is { Count: > 0 } k ? (double?)k.Max() : null).ToList())],
             v => ReportText.Number(v), when: r.Layers.Any(l => l.Ranks is not null), absent: "no layer is factorized");
+        Metric(h, "plot-speed", "Layer speed alone, float and as compressed (ms, on the CPU that compressed it)", names,
+        [
+            new BarSeries("float", BeforeColor, r.Layers.Select(l => l.FloatMs).ToList()),
+            new BarSeries("compressed", AfterColor, r.Layers.Select(l => l.CompressedMs).ToList()),
+        ], v => ReportText.Ms(v), when: r.Layers.Any(l => l.FloatMs is not null), absent: "no layer was timed");
 
         h.Append("\n<h2>Per-layer error</h2>\n");
         bool anyRelative = r.Layers.Any(l => l.RelativeError is not null);
@@ -165,7 +170,8 @@ internal static class HtmlReport
         h.Append("<h2>Layers</h2>");
         if (r.Layers.Count == 0) { h.Append("<p>No weight was changed.</p>"); return; }
         h.Append("<div class=\"wide\"><table id=\"layer-table\"><tr><th>weight</th><th>op</th><th>shape</th><th>storage before</th><th>storage after</th><th>bytes before</th><th>bytes after</th>" +
-                 "<th>params</th><th>sparsity</th><th>clusters</th><th>bits</th><th>bits/weight</th><th>rank</th><th>max abs error</th><th>rel. error</th></tr>");
+                 "<th>params</th><th>sparsity</th><th>clusters</th><th>bits</th><th>bits/weight</th><th>rank</th><th>max abs error</th><th>rel. error</th>" +
+                 "<th>float ms</th><th>compressed ms</th></tr>");
         foreach (var l in r.Layers)
         {
             h.Append("<tr><td>").Append(E(l.Weight)).Append("</td><td>").Append(E(l.OpType)).Append("</td><td>").Append(E(ReportText.Shape(l.Shape)))
@@ -175,6 +181,7 @@ internal static class HtmlReport
             Num(h, ReportText.Percent(l.SparsityAfter)); Num(h, ReportText.Int(l.Clusters)); Num(h, ReportText.Int(l.Bits));
             Num(h, ReportText.Number(l.BitsPerWeight, "0.##")); Num(h, ReportText.Ranks(l.Ranks));
             Num(h, ReportText.Scientific(l.MaxAbsError)); Num(h, ReportText.Scientific(l.RelativeError));
+            Num(h, l.FloatMs is double f ? ReportText.Ms(f) : "–"); Num(h, l.CompressedMs is double c ? ReportText.Ms(c) : "–");
             h.Append("</tr>");
         }
         h.Append("</table></div>\n");

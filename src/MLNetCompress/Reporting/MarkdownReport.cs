@@ -69,6 +69,19 @@ internal static class MarkdownReport
         }
         md.AppendLine();
 
+        var timed = r.Layers.Where(l => l.FloatMs is not null && l.CompressedMs is not null).ToList();
+        if (timed.Count > 0)
+        {
+            md.AppendLine("## Layer speed (each layer alone on the CPU that compressed it)");
+            md.AppendLine();
+            md.AppendLine("| weight | op | float | compressed, in place | speed-up |");
+            md.AppendLine("| --- | --- | ---: | ---: | ---: |");
+            foreach (var l in timed)
+                md.AppendLine($"| {Cell(l.Weight)} | {Cell(l.OpType)} | {ReportText.Ms(l.FloatMs!.Value)} | {ReportText.Ms(l.CompressedMs!.Value)} | " +
+                              $"{ReportText.Ratio(l.FloatMs.Value / l.CompressedMs.Value)} |");
+            md.AppendLine();
+        }
+
         var skipped = r.Passes.SelectMany(p => p.Skipped.Select(s => $"{p.Name}: {s}")).ToList();
         if (skipped.Count > 0 || r.Notes.Count > 0)
         {

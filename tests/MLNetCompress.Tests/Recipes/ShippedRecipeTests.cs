@@ -68,6 +68,7 @@ public class ShippedRecipeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Int8Kernels")] // its numbers come from ONNX Runtime's integer kernels: CI runs it again without VNNI
     public void Int8Speed_OnResNet18_CalibratedOnThreePhotos_HoldsOnThreeOthers()
     {
         var (calibration, eval) = (PhotoFolder(["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]), PhotoFolder(["hubble_deep_field.jpg", "retina.jpg", "rocket.jpg"]));
@@ -91,6 +92,7 @@ public class ShippedRecipeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Int8Kernels")] // its numbers come from ONNX Runtime's integer kernels: CI runs it again without VNNI
     public void DynamicInt8Transformer_OnMiniLm_NeedsNoData_AndHoldsOnSentences()
     {
         var minilm = RealModels.MiniLm;

@@ -239,6 +239,8 @@ internal static class QuantizeCommand
                 }));
             if (timedPlan.SpeedSummary is { } verdict) notes.Add(verdict);
         }
+        // Which layers could overflow int16 pair sums on CPUs without VNNI, and the guard that kept them right.
+        notes.AddRange(result.Passes.SelectMany(p => p.Changes).Where(c => c.Contains("int16 pair sums", StringComparison.Ordinal)));
         var warnings = new List<string>(notes);
         if (budgetResult is not null) // accuracy budget: the table of tries, and its notes (early stop, budget not met)
         {

@@ -54,6 +54,7 @@ public class AccuracyBudgetSearchTests(ITestOutputHelper output)
     [Theory]
     [InlineData(BudgetSearchStrategy.Greedy)]
     [InlineData(BudgetSearchStrategy.Binary)]
+    [Trait("Category", "Int8Kernels")] // its numbers come from ONNX Runtime's integer kernels: CI runs it again without VNNI
     public void SensitiveLayer_IsRankedFirst_AndKeptFloat_WithOneCalibrationRun(BudgetSearchStrategy strategy)
     {
         var graph = SensitiveMlp();
