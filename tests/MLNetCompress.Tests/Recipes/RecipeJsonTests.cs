@@ -3,6 +3,7 @@ using MLNetCompress.Clustering;
 using MLNetCompress.LowRank;
 using MLNetCompress.Pruning;
 using MLNetCompress.Pruning.Structured;
+using MLNetCompress.Quantization.KernelSafety;
 using MLNetCompress.Quantization.NBits;
 using MLNetCompress.Quantization.Qdq;
 using MLNetCompress.Quantization.Storage;
@@ -97,6 +98,24 @@ public class RecipeJsonTests
         var recipe = Recipe.Parse($$"""{"steps":[{"step":"weight-storage","format":"{{name}}"}]}""");
         Assert.Equal(format, ((WeightStorageStep)recipe.Steps[0]).Options.Format);
         Assert.Contains($"\"format\": \"{name}\"", recipe.ToJson(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("pair-safe-weights", PairSumGuard.PairSafeWeights)]
+    [InlineData("seven-bit-weights", PairSumGuard.SevenBitWeights)]
+    [InlineData("reduced-range-activations", PairSumGuard.ReducedRangeActivations)]
+    [InlineData("uint8-weights", PairSumGuard.Uint8Weights)]
+    [InlineData("none", PairSumGuard.None)]
+    public void PairSumGuards_ReadAndWriteUnderReadableNames(string name, PairSumGuard guard)
+    {
+        var recipe = Recipe.Parse($$"""{"steps":[{"step":"quantize-static","guard":"{{name}}","keepFloatWhereSlower":false,"uint8WeightNodes":["conv1"]}]}""");
+        var options = ((QuantizeStaticStep)recipe.Steps[0]).Options;
+        Assert.Equal(guard, options.Guard);
+        Assert.False(options.KeepFloatWhereSlower);
+        Assert.Equal(["conv1"], options.Uint8WeightNodes);
+        if (guard != PairSumGuard.PairSafeWeights) Assert.Contains($"\"guard\": \"{name}\"", recipe.ToJson(), StringComparison.Ordinal);
+        // The default guard is pair-safe: a recipe that does not name one is guarded.
+        Assert.Equal(PairSumGuard.PairSafeWeights, ((QuantizeStaticStep)Recipe.Parse("""{"steps":[{"step":"quantize-static"}]}""").Steps[0]).Options.Guard);
     }
 
     [Fact]

@@ -133,7 +133,7 @@ internal static class QuantizeCommand
         ["pair-safe"] = PairSumGuard.PairSafeWeights,
         ["7bit-weights"] = PairSumGuard.SevenBitWeights,
         ["7bit-activations"] = PairSumGuard.ReducedRangeActivations,
-        ["uint8-weights"] = PairSumGuard.UInt8Weights,
+        ["uint8-weights"] = PairSumGuard.Uint8Weights,
         ["none"] = PairSumGuard.None,
     };
 

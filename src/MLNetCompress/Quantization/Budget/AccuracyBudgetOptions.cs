@@ -32,10 +32,10 @@ public enum BudgetRemedy
     /// <summary>Keeps them float.</summary>
     KeepFloat,
 
-    /// <summary>Stores their weights as uint8 (<see cref="KernelSafety.PairSumGuard.UInt8Weights"/>): full 8-bit weights
+    /// <summary>Stores their weights as uint8 (<see cref="KernelSafety.PairSumGuard.Uint8Weights"/>): full 8-bit weights
     /// instead of the pair-safe guard's wider scales, on ONNX Runtime's U8U8 kernels (slower than U8S8 with VNNI, still
     /// int8). The first remedy the verification gate's recovery tries.</summary>
-    UInt8Weights,
+    Uint8Weights,
 }
 
 /// <summary>How the search walks the layers ranked by sensitivity.</summary>

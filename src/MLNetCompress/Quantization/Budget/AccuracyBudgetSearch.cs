@@ -85,11 +85,11 @@ public static class AccuracyBudgetSearch
         if (!best.MeetsBudget)
             notes.Add($"WARNING: no candidate tried is within the budget (max drop {budget.MaxDrop.ToString(CultureInfo.InvariantCulture)}); " +
                       $"the one with the smallest drop is kept ({best.Describe()}, drop {best.Drop.ToString("G4", CultureInfo.InvariantCulture)}).");
-        bool uint8Best = best.Remedy == BudgetRemedy.UInt8Weights;
+        bool uint8Best = best.Remedy == BudgetRemedy.Uint8Weights;
         var bestOptions = options with
         {
             ExcludeNodes = uint8Best ? options.ExcludeNodes : options.ExcludeNodes.Concat(best.Excluded).ToHashSet(StringComparer.Ordinal),
-            UInt8WeightNodes = uint8Best ? options.UInt8WeightNodes.Concat(best.Excluded).ToHashSet(StringComparer.Ordinal) : options.UInt8WeightNodes,
+            Uint8WeightNodes = uint8Best ? options.Uint8WeightNodes.Concat(best.Excluded).ToHashSet(StringComparer.Ordinal) : options.Uint8WeightNodes,
             CalibrationStatistics = stats,
         };
         return new BudgetResult(evaluator.Metric, budget.MaxDrop, evaluator.BaselineMetric, evaluator.BaselineMedianMs, layers, ranking,
@@ -120,7 +120,7 @@ public static class AccuracyBudgetSearch
     private static void SearchRanked(Search search, List<string> ranked, BudgetSearchStrategy strategy, BudgetRemedy remedy)
     {
         // k = all layers float is the float model: never a useful answer (all layers with uint8 weights is).
-        int n = remedy == BudgetRemedy.UInt8Weights ? ranked.Count : ranked.Count - 1;
+        int n = remedy == BudgetRemedy.Uint8Weights ? ranked.Count : ranked.Count - 1;
         if (strategy == BudgetSearchStrategy.Greedy)
         {
             for (int k = 1; k <= n && !search.OutOfTime; k++)
@@ -183,11 +183,11 @@ public static class AccuracyBudgetSearch
             // A layer alone is measured for its numbers only: its neighbours are float, so ONNX Runtime would not fuse
             // it, and the pass would otherwise leave it float rather than slower.
             // The remedy applies to the layers the search picks; a sensitivity try keeps every other layer float.
-            bool uint8 = step == BudgetStep.Search && budget.Remedy == BudgetRemedy.UInt8Weights;
+            bool uint8 = step == BudgetStep.Search && budget.Remedy == BudgetRemedy.Uint8Weights;
             var pass = new QdqQuantizationPass(options with
             {
                 ExcludeNodes = uint8 ? options.ExcludeNodes : options.ExcludeNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal),
-                UInt8WeightNodes = uint8 ? options.UInt8WeightNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal) : options.UInt8WeightNodes,
+                Uint8WeightNodes = uint8 ? options.Uint8WeightNodes.Concat(excluded).ToHashSet(StringComparer.Ordinal) : options.Uint8WeightNodes,
                 KeepUnfusedLayers = step == BudgetStep.Sensitivity,
             });
             PassManager.Run(graph, [pass], new PassContext { Cancellation = cancellationToken, Log = budget.Log });
@@ -199,7 +199,7 @@ public static class AccuracyBudgetSearch
             // A small tolerance so that a drop equal to the budget in decimal is not refused for a rounding bit.
             bool meets = !double.IsNaN(drop) && drop <= budget.MaxDrop + 1e-9;
             var candidate = new BudgetCandidate(step, excluded, quantized, metric, drop, meets, bytes.LongLength, ms,
-                evaluator.BaselineMedianMs > 0 ? ms / evaluator.BaselineMedianMs : double.NaN, uint8 ? BudgetRemedy.UInt8Weights : BudgetRemedy.KeepFloat);
+                evaluator.BaselineMedianMs > 0 ? ms / evaluator.BaselineMedianMs : double.NaN, uint8 ? BudgetRemedy.Uint8Weights : BudgetRemedy.KeepFloat);
             _tried[key] = candidate;
             _candidates.Add(candidate);
             return candidate;

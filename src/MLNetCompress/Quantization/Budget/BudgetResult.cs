@@ -36,7 +36,7 @@ public sealed record BudgetCandidate(BudgetStep Step, IReadOnlyList<string> Excl
     {
         BudgetStep.All => "all layers quantized",
         BudgetStep.Sensitivity => "only " + (QuantizedLayers.Count > 0 ? QuantizedLayers[0] : "(nothing)") + " quantized (measurement)",
-        _ => Remedy == BudgetRemedy.UInt8Weights
+        _ => Remedy == BudgetRemedy.Uint8Weights
             ? $"{Excluded.Count} most sensitive with uint8 weights: {string.Join(", ", Excluded)}"
             : $"{Excluded.Count} most sensitive float: {string.Join(", ", Excluded)}",
     };

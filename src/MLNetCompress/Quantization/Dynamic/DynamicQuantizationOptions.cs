@@ -39,6 +39,6 @@ public sealed record DynamicQuantizationOptions
         if (!Enum.IsDefined(Guard)) throw new ArgumentException($"unknown pair-sum guard {Guard}.", nameof(Guard));
         if (Guard == PairSumGuard.ReducedRangeActivations)
             throw new ArgumentException("dynamic quantization cannot use 7-bit activations: ONNX Runtime quantizes them at run time " +
-                                        "to the full uint8 range; use PairSafeWeights or UInt8Weights.", nameof(Guard));
+                                        "to the full uint8 range; use PairSafeWeights or Uint8Weights.", nameof(Guard));
     }
 }

@@ -29,7 +29,7 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
     /// <summary>The lowest ai.onnx opset the pass rewrites (DynamicQuantizeLinear and MatMulInteger).</summary>
     public const long MinOpset = 11;
 
-    /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
+    /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.Uint8Weights"/>).</summary>
     public const int UInt8WeightZeroPoint = 128;
 
     /// <summary>Creates the pass.</summary>
@@ -89,7 +89,7 @@ public sealed class DynamicQuantizationPass : LayerReportingPass<DynamicQuantiza
             foreach (var (scope, node, weight) in clustered)
             {
                 var codebook = values.TryGetValue(weight, out var v) ? weight.Quantize(v, Options.PerChannel ? 1 : null, 1,
-                    Options.Guard == PairSumGuard.UInt8Weights ? PairSumGuard.PairSafeWeights : Options.Guard) : null;
+                    Options.Guard == PairSumGuard.Uint8Weights ? PairSumGuard.PairSafeWeights : Options.Guard) : null;
                 if (codebook is null)
                     skipped.Add($"MatMul '{GraphScope.NodeLabel(node)}' in {scope.Path}: its clustered weight " +
                                 (v is null ? "could not be evaluated." : "holds NaN or infinite values."));

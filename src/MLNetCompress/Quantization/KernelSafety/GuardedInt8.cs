@@ -32,7 +32,7 @@ public static class GuardedInt8
         if (dims.Length == 0) return true;
         int before = PairSums.LargestCodePair(quantized, dims, channelAxis);
         outcome = outcome with { LargestPairBefore = before, LargestPairAfter = before };
-        if (before <= limit || guard is PairSumGuard.None or PairSumGuard.UInt8Weights or PairSumGuard.ReducedRangeActivations)
+        if (before <= limit || guard is PairSumGuard.None or PairSumGuard.Uint8Weights or PairSumGuard.ReducedRangeActivations)
             return true;
 
         int widened;

@@ -33,7 +33,7 @@ public enum PairSumGuard
 
     /// <summary>The layers that could clip store uint8 weights with zero point 128 (the same values as int8), so ONNX
     /// Runtime runs them on its U8U8 kernels, which cannot clip.</summary>
-    UInt8Weights,
+    Uint8Weights,
 
     /// <summary>No guard: plain 8-bit weights. Right only on CPUs with VNNI (or ARM); the model may be wrong on others.</summary>
     None,

@@ -5,7 +5,7 @@ namespace MLNetCompress.Quantization.KernelSafety;
 /// <summary>What <see cref="GuardedInt8.TryQuantize"/> found and did for one weight.</summary>
 /// <param name="Guard">The guard asked for.</param>
 /// <param name="LargestPairBefore">The largest same-sign pair of plain 8-bit codes in any output channel.</param>
-/// <param name="LargestPairAfter">The same of the codes written (for <see cref="PairSumGuard.UInt8Weights"/> and
+/// <param name="LargestPairAfter">The same of the codes written (for <see cref="PairSumGuard.Uint8Weights"/> and
 /// <see cref="PairSumGuard.ReducedRangeActivations"/> the codes are unchanged: the kernel or the activation changes).</param>
 /// <param name="Limit">The largest safe pair for 8-bit activations (<see cref="PairSums.PairLimit"/>).</param>
 /// <param name="Channels">Output channels (accumulators).</param>
@@ -29,7 +29,7 @@ public sealed record PairSumOutcome(PairSumGuard Guard, int LargestPairBefore, i
         PairSumGuard.SevenBitWeights => string.Create(CultureInfo.InvariantCulture,
             $"7-bit weights (largest same-sign pair {LargestPairBefore} → {LargestPairAfter} codes)"),
         PairSumGuard.ReducedRangeActivations => "7-bit input activations",
-        PairSumGuard.UInt8Weights => "uint8 weights (U8U8 kernel)",
+        PairSumGuard.Uint8Weights => "uint8 weights (U8U8 kernel)",
         _ => string.Create(CultureInfo.InvariantCulture,
             $"UNGUARDED: same-sign pairs up to {LargestPairBefore} codes may clip without VNNI"),
     };

@@ -49,7 +49,7 @@ public static class QdqGateRecovery
             MaxRows = verify.ProbeRows,
             BatchSize = verify.BatchSize,
             Runtime = verify.Runtime,
-            Remedy = BudgetRemedy.UInt8Weights,
+            Remedy = BudgetRemedy.Uint8Weights,
             Log = verify.Log,
         };
         var c = CultureInfo.InvariantCulture;

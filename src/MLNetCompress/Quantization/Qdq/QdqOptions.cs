@@ -73,7 +73,7 @@ public sealed record QdqOptions
     /// <summary>Layers (node names or labels) whose weights are stored as uint8 with zero point 128 whatever
     /// <see cref="Guard"/> says: full 8-bit weights on ONNX Runtime's U8U8 kernels, which cannot clip. The remedy the
     /// verification gate's recovery applies to the layers it finds responsible, before keeping any float.</summary>
-    public IReadOnlySet<string> UInt8WeightNodes { get; init; } = FrozenSet<string>.Empty;
+    public IReadOnlySet<string> Uint8WeightNodes { get; init; } = FrozenSet<string>.Empty;
 
     /// <summary>Activation statistics collected earlier on the same prepared model (the accuracy-budget search
     /// calibrates once and quantizes many times). When set, no calibration runs: a value missing here counts as one
@@ -103,6 +103,6 @@ public sealed record QdqOptions
         if (!Enum.IsDefined(Guard)) throw new ArgumentException($"unknown pair-sum guard {Guard}.", nameof(Guard));
         if (Guard == PairSumGuard.ReducedRangeActivations && Activations != QdqActivationType.U8)
             throw new ArgumentException("7-bit activations guard uint8 activations only: x86 kernels shift int8 activations to uint8, " +
-                                        "so their codes still reach 255; use PairSafeWeights or UInt8Weights with int8 activations.", nameof(Guard));
+                                        "so their codes still reach 255; use PairSafeWeights or Uint8Weights with int8 activations.", nameof(Guard));
     }
 }

@@ -70,8 +70,8 @@ public sealed class QdqWeight
     /// <summary>Whether its u8×s8 pair sums could clip on a CPU without VNNI, and what the guard did.</summary>
     public PairSumOutcome Safety { get; }
 
-    /// <summary>True when the weight is written as uint8 with zero point 128 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
-    public bool StoredAsUInt8 => Safety.Treated && Safety.Guard == PairSumGuard.UInt8Weights && Clustered is null;
+    /// <summary>True when the weight is written as uint8 with zero point 128 (<see cref="PairSumGuard.Uint8Weights"/>).</summary>
+    public bool StoredAsUInt8 => Safety.Treated && Safety.Guard == PairSumGuard.Uint8Weights && Clustered is null;
 
     private string Guarded => Safety.Describe() is { } d ? "; " + d : "";
 

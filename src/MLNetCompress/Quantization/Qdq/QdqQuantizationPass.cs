@@ -31,7 +31,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     /// <summary>The lowest opset with per-axis QuantizeLinear/DequantizeLinear.</summary>
     public const long MinPerChannelOpset = 13;
 
-    /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.UInt8Weights"/>).</summary>
+    /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.Uint8Weights"/>).</summary>
     public const int UInt8WeightZeroPoint = 128;
 
     /// <summary>Creates the pass.</summary>
@@ -137,8 +137,8 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             string name = node.Input[w.Index];
             if (weights.ContainsKey(name)) continue;
             string? problem = null;
-            var guard = Options.UInt8WeightNodes.Contains(node.Name) || Options.UInt8WeightNodes.Contains(GraphScope.NodeLabel(node))
-                ? PairSumGuard.UInt8Weights : Options.Guard;
+            var guard = Options.Uint8WeightNodes.Contains(node.Name) || Options.Uint8WeightNodes.Contains(GraphScope.NodeLabel(node))
+                ? PairSumGuard.Uint8Weights : Options.Guard;
             var weight = clustered.TryGetValue(name, out var c)
                 ? QuantizeClustered(c, clusteredValues.GetValueOrDefault(c), node.OpType, w.Axis, guard, out problem)
                 : QuantizeWeight(scope, name, node.OpType, w.Axis, guard, Options.PerChannel);
@@ -411,7 +411,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         }
         int? a = Options.PerChannel && clustered.Dims.Length >= 2 ? axis : null;
         // A codebook is gathered as int8: uint8 weights are not offered for it, pair-safe scales guard it instead.
-        var codebook = clustered.Quantize(values, a, axis, guard == PairSumGuard.UInt8Weights ? PairSumGuard.PairSafeWeights : guard);
+        var codebook = clustered.Quantize(values, a, axis, guard == PairSumGuard.Uint8Weights ? PairSumGuard.PairSafeWeights : guard);
         problem = codebook is null ? "NaN or infinite values" : null;
         return codebook is null ? null : new QdqWeight(clustered, opType, codebook);
     }
@@ -507,7 +507,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             PairSumGuard.PairSafeWeights => "pair-safe weight scales (two same-sign weights of a channel sum to at most 128 codes)",
             PairSumGuard.SevenBitWeights => "7-bit weights",
             PairSumGuard.ReducedRangeActivations => "7-bit input activations",
-            PairSumGuard.UInt8Weights => "uint8 weights (U8U8 kernels)",
+            PairSumGuard.Uint8Weights => "uint8 weights (U8U8 kernels)",
             _ => "NO GUARD: the model may be wrong on those CPUs",
         };
         return $"{risky.Count} of {weights.Count} weights could overflow int16 pair sums on x86 CPUs without VNNI " +

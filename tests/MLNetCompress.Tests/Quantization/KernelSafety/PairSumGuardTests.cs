@@ -93,7 +93,7 @@ public class PairSumGuardTests
 
     [Theory]
     [InlineData(PairSumGuard.None)]
-    [InlineData(PairSumGuard.UInt8Weights)]
+    [InlineData(PairSumGuard.Uint8Weights)]
     [InlineData(PairSumGuard.ReducedRangeActivations)]
     public void GuardsThatKeepTheCodes_LeaveThemAs8Bit_ButReportTheRisk(PairSumGuard guard)
     {

@@ -88,7 +88,7 @@ public class PairSumSaturationTests(ITestOutputHelper output)
     [InlineData(PairSumGuard.PairSafeWeights, false)]
     [InlineData(PairSumGuard.SevenBitWeights, true)]
     [InlineData(PairSumGuard.ReducedRangeActivations, true)]
-    [InlineData(PairSumGuard.UInt8Weights, true)]
+    [InlineData(PairSumGuard.Uint8Weights, true)]
     public void EveryGuard_KeepsEveryPairInsideInt16_AndOrtsIntegerKernelsMatchItsFloatReference(PairSumGuard guard, bool perChannel)
     {
         var (model, feed) = SaturatingConvs();
@@ -98,7 +98,7 @@ public class PairSumSaturationTests(ITestOutputHelper output)
         output.WriteLine($"{guard}: conv1 largest pair {conv1.LargestPair:N0}, {conv1.Saturated} of {conv1.Pairs:N0} clip");
         Assert.Equal(0, conv1.Saturated);
         // uint8 weights run on U8U8 kernels, which widen to 16 bits before multiplying: their pairs may exceed int16.
-        if (guard != PairSumGuard.UInt8Weights) Assert.True(conv1.LargestPair <= short.MaxValue);
+        if (guard != PairSumGuard.Uint8Weights) Assert.True(conv1.LargestPair <= short.MaxValue);
 
         // ONNX Runtime's fused QLinearConv (integer kernels of this CPU) against the same file with every optimization off
         // (DequantizeLinear → float Conv → QuantizeLinear, computed in float): on any CPU they may differ by a rounding of

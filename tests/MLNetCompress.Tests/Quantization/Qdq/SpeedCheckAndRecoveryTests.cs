@@ -140,7 +140,7 @@ public class SpeedCheckAndRecoveryTests(ITestOutputHelper output)
         {
             Calibration = feed,
             KeepFloatWhereSlower = false,
-            UInt8WeightNodes = new HashSet<string> { first },
+            Uint8WeightNodes = new HashSet<string> { first },
         };
         PassManager.Run(graph, [new QdqQuantizationPass(options)]);
         var fc1 = graph.Main.Producer(graph.Main.Nodes.Single(n => n.OpType == "Gemm" && n.Input[1].StartsWith("W1", StringComparison.Ordinal)).Input[1])!;
@@ -170,12 +170,12 @@ public class SpeedCheckAndRecoveryTests(ITestOutputHelper output)
             Eval = new RandomFeed(runner.Inputs, 16, 3),
             MaxDrop = 0,
             Metric = BudgetMetric.MinCosine,
-            Remedy = BudgetRemedy.UInt8Weights,
+            Remedy = BudgetRemedy.Uint8Weights,
             Search = BudgetSearchStrategy.Greedy,
         });
         foreach (var c in result.Candidates) output.WriteLine($"{c.Describe()}: {c.Metric:F6}");
-        Assert.Contains(result.Candidates, c => c.Remedy == BudgetRemedy.UInt8Weights && c.Describe().Contains("uint8 weights", StringComparison.Ordinal));
+        Assert.Contains(result.Candidates, c => c.Remedy == BudgetRemedy.Uint8Weights && c.Describe().Contains("uint8 weights", StringComparison.Ordinal));
         Assert.Empty(result.BestOptions.ExcludeNodes);
-        Assert.Equal(result.Best.Excluded.Count, result.BestOptions.UInt8WeightNodes.Count);
+        Assert.Equal(result.Best.Excluded.Count, result.BestOptions.Uint8WeightNodes.Count);
     }
 }
