@@ -85,7 +85,7 @@ public static class ModelCompressor
             Cancellation = cancellationToken,
         };
         // A static int8 pass can be re-run with remedies if the gate refuses its model: keep the graph it starts from.
-        int qdqAt = options.RecoverFailedQuantization ? passList.FindIndex(p => p is QdqQuantizationPass) : -1;
+        int qdqAt = options.RecoverFailedQuantization ? passList.FindIndex(p => Unwrap(p) is QdqQuantizationPass) : -1;
         var results = new List<PassResult>();
         ModelGraph? beforeQdq = null;
         int rowsBeforeQdq = 0;
@@ -109,7 +109,7 @@ public static class ModelCompressor
         catch (CompressionException e) when (beforeQdq is not null && e.Verification is { } refused && FailedOnCosine(refused, options.Verification))
         {
             // The gate refused the int8 model: find the layers responsible, remedy them, and run the rest again.
-            var qdq = (QdqQuantizationPass)passList[qdqAt];
+            var qdq = (QdqQuantizationPass)Unwrap(passList[qdqAt]);
             progress?.Report(new CompressionProgress(CompressionStage.Passes, "gate refused the int8 model: searching for the layers responsible", 0, 1));
             var recovery = QdqGateRecovery.Recover(beforeQdq, qdq.Options, options.Probes, options.Verification, refused.Reason, cancellationToken);
             notes.AddRange(recovery.Notes);
@@ -117,7 +117,8 @@ public static class ModelCompressor
             graph = beforeQdq;
             results.RemoveRange(qdqAt, results.Count - qdqAt);
             layers.RemoveRange(rowsBeforeQdq, layers.Count - rowsBeforeQdq);
-            var again = new List<IGraphPass> { qdq.RerunWith(recovery.Options) };
+            var rerun = qdq.RerunWith(recovery.Options);
+            var again = new List<IGraphPass> { passList[qdqAt] is IPassWrapper wrapper ? wrapper.Wrap(rerun) : rerun };
             again.AddRange(passList.Skip(qdqAt + 1));
             results.AddRange(RunPasses(graph, again, layers, context));
             try
@@ -134,6 +135,13 @@ public static class ModelCompressor
 
         return new CompressionResult(inputPath, output, bytesBefore, OnnxModelIO.SizeOnDisk(output), results, layers,
             VerificationSummary.From(verification), clock.Elapsed) { Notes = notes };
+    }
+
+    /// <summary>The pass inside any wrappers (a recipe's size probe).</summary>
+    private static IGraphPass Unwrap(IGraphPass pass)
+    {
+        while (pass is IPassWrapper w) pass = w.Inner;
+        return pass;
     }
 
     /// <summary>Runs passes under <see cref="PassManager"/>, layer rows collected; one-line errors.</summary>

@@ -107,13 +107,19 @@ public static class RecipeRunner
             long inline = ExternalData.InlineSize(graph.Model);
             // Past protobuf's 2 GiB the model is written with external data; its tensor bytes are the measure then.
             long bytes = inline > int.MaxValue ? inline : OnnxModelIO.WithoutUnreadIr3Initializers(graph.Model).CalculateSize();
+            // A step run again (the verification gate's recovery of a quantization step) replaces its row.
+            stages.RemoveAll(s => s.Name == name);
             stages.Add(SizeStage.Of(name, bytes, stages[0].Bytes, detail));
         }
     }
 
-    private sealed class MeasuredPass(IGraphPass pass, StageProbe probe) : IGraphPass
+    private sealed class MeasuredPass(IGraphPass pass, StageProbe probe) : IGraphPass, IPassWrapper
     {
         public string Name => pass.Name;
+
+        public IGraphPass Inner => pass;
+
+        public IGraphPass Wrap(IGraphPass inner) => inner is ILayerReportingPass lp ? new MeasuredLayerPass(lp, probe) : new MeasuredPass(inner, probe);
 
         public PassResult Run(ModelGraph graph, PassContext context)
         {
@@ -124,9 +130,13 @@ public static class RecipeRunner
     }
 
     /// <summary>Keeps <see cref="ILayerReportingPass"/> visible, so <see cref="ModelCompressor"/> still collects the pass's rows.</summary>
-    private sealed class MeasuredLayerPass(ILayerReportingPass pass, StageProbe probe) : ILayerReportingPass
+    private sealed class MeasuredLayerPass(ILayerReportingPass pass, StageProbe probe) : ILayerReportingPass, IPassWrapper
     {
         public string Name => pass.Name;
+
+        public IGraphPass Inner => pass;
+
+        public IGraphPass Wrap(IGraphPass inner) => inner is ILayerReportingPass lp ? new MeasuredLayerPass(lp, probe) : new MeasuredPass(inner, probe);
 
         public PassResult Run(ModelGraph graph, PassContext context)
         {

@@ -25,7 +25,7 @@ internal sealed record QuantizeBudgetSettings(double? MaxDrop, string Metric, do
         {
             if (dynamic) throw new InputException("--max-drop applies to static quantization; drop --dynamic or --max-drop");
             if (!hasEval) throw new InputException("--max-drop needs --eval SPEC, the data the metric is measured on (ideally not the calibration data)");
-            double limit = Metric == "cosine" ? 2 : 100;
+            double limit = Metric is "cosine" or "min-cosine" ? 2 : 100;
             if (!(MaxDrop >= 0 && MaxDrop <= limit))
                 throw new InputException($"--max-drop takes a value in [0, {limit}] for the {Metric} metric, not {MaxDrop.Value.ToString(CultureInfo.InvariantCulture)} " +
                                          "(percentage points for accuracy and agreement, absolute cosine for cosine)");
@@ -57,6 +57,7 @@ internal sealed record QuantizeBudgetSettings(double? MaxDrop, string Metric, do
         "accuracy" => BudgetMetric.Accuracy,
         "agreement" => BudgetMetric.Agreement,
         "cosine" => BudgetMetric.Cosine,
+        "min-cosine" => BudgetMetric.MinCosine,
         _ => BudgetMetric.Auto,
     };
 }
@@ -76,8 +77,9 @@ internal sealed class QuantizeBudgetOptions
 
     private readonly Option<string> _metric = new("--metric")
     {
-        Description = "The --max-drop metric: accuracy (needs labelled --eval data), agreement (top-1 agreement with the float model) or " +
-                      "cosine (output cosine); default: accuracy when the data has labels, else agreement for class scores, else cosine.",
+        Description = "The --max-drop metric: accuracy (needs labelled --eval data), agreement (top-1 agreement with the float model), " +
+                      "cosine (mean output cosine) or min-cosine (the lowest row's cosine, what the verification gate checks); default: " +
+                      "accuracy when the data has labels, else agreement for class scores, else cosine.",
         DefaultValueFactory = _ => "auto",
         HelpName = "METRIC",
     };
@@ -104,7 +106,7 @@ internal sealed class QuantizeBudgetOptions
 
     public QuantizeBudgetOptions()
     {
-        _metric.AcceptOnlyFromAmong("auto", "accuracy", "agreement", "cosine");
+        _metric.AcceptOnlyFromAmong("auto", "accuracy", "agreement", "cosine", "min-cosine");
         _search.AcceptOnlyFromAmong("binary", "greedy");
     }
 

@@ -127,6 +127,29 @@ public class SpeedCheckAndRecoveryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void GateRecovery_WorksThroughARecipe_AndTheStepsSizeRowIsTheRerunOnly()
+    {
+        var model = OutlierMlp();
+        using var runner = ModelRunner.Load(model);
+        var recipe = MLNetCompress.Recipes.Recipe.Parse("""
+            { "minCosine": 0.95, "steps": [ { "step": "quantize-static", "perChannel": false, "keepFloatWhereSlower": false } ] }
+            """);
+        var path = Path.Combine(RealModels.TempDir("gate-recovery-recipe"), "outlier.int8.onnx");
+        var result = MLNetCompress.Recipes.RecipeRunner.Run(model, recipe, new MLNetCompress.Recipes.RecipeRunOptions
+        {
+            OutputPath = path,
+            Calibration = new RandomFeed(runner.Inputs, 64, 1),
+            Probes = new RandomFeed(runner.Inputs, 16, 2),
+        });
+        foreach (var n in result.Notes) output.WriteLine(n);
+        Assert.True(result.Verification.MinCosine >= 0.95, $"min cosine {result.Verification.MinCosine}");
+        Assert.Contains(result.Notes, n => n.StartsWith("remedy:", StringComparison.Ordinal) && n.Contains("mm1", StringComparison.Ordinal));
+        Assert.Equal("W1", ModelGraph.Load(path).Main.Nodes.Single(n => n.Name == "mm1").Input[1]);
+        // One row per step even though the step ran twice, and it is the re-run's size.
+        Assert.Single(result.Stages, st => st.Name.StartsWith("step 1", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void UInt8WeightNodes_StoreThoseWeightsAsUInt8WithZeroPoint128_AndTheRestAsGuardedInt8()
     {
         var model = TestModels.Mlp(inFeatures: 64, hidden: 128, outFeatures: 10).ToBytes();
