@@ -31,6 +31,9 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
     /// <summary>The lowest opset with per-axis QuantizeLinear/DequantizeLinear.</summary>
     public const long MinPerChannelOpset = 13;
 
+    /// <summary>Models whose tensors exceed this many bytes are not speed-checked (<see cref="QdqOptions.KeepFloatWhereSlower"/>).</summary>
+    public const long MaxSpeedCheckBytes = 1L << 30;
+
     /// <summary>The zero point of weights stored as uint8 (<see cref="PairSumGuard.Uint8Weights"/>).</summary>
     public const int UInt8WeightZeroPoint = 128;
 
@@ -102,6 +105,13 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
             return LastPlan = new QdqPlan(null, [], rules, [], [], [], skipped);
 
         bool checkSpeed = Options.KeepFloatWhereSlower && !Options.KeepUnfusedLayers;
+        // The whole-model check holds several copies of the model in ONNX Runtime at once: not for very large models.
+        if (checkSpeed && ExternalData.InlineSize(graph.Model) > MaxSpeedCheckBytes)
+        {
+            checkSpeed = false;
+            skipped.Add($"speed check skipped: the model is larger than {MaxSpeedCheckBytes / (1 << 20)} MiB and timing several copies of it " +
+                        "would need several times its size in memory; every layer is kept int8.");
+        }
         IReadOnlyList<LayerSpeed>? timed = null;
         string? speedSummary = null;
         var stats = Options.CalibrationStatistics;
