@@ -25,6 +25,7 @@ if (args.Length > 0 && args[0] == "structured")
     return MLNetCompress.Benchmarks.Pruning.StructuredMeasure.Run(args[1..]);
 if (args.Length > 0 && args[0] == "kmeans") return MLNetCompress.Benchmarks.Clustering.KMeansMeasure.Run(args[1..]);
 if (args.Length > 0 && args[0] == "int8-guards") return MLNetCompress.Benchmarks.Quantization.Int8GuardMeasure.Run(args[1..]);
+if (args.Length > 0 && args[0] == "kernel-facts") return MLNetCompress.Benchmarks.Quantization.KernelFacts.Run(args[1..]);
 if (args.Length > 0 && args[0] == "nbits")
     return MLNetCompress.Benchmarks.Quantization.NBitsMeasure.Run(args[1..]);
 

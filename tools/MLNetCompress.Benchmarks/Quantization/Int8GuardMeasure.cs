@@ -24,14 +24,23 @@ public static class Int8GuardMeasure
     /// <summary>Entry point.</summary>
     public static int Run(string[] args)
     {
-        string model = Arg(args, "--model") ?? throw new ArgumentException("--model is required");
-        string calibration = Arg(args, "--calibration") ?? throw new ArgumentException("--calibration is required");
-        string eval = Arg(args, "--eval") ?? throw new ArgumentException("--eval is required");
+        string model = Arg(args, "--model") ?? throw new ArgumentException("--model is required (a path, or a board model: resnet18, minilm, cnn, mlp)");
+        string? vocab = Arg(args, "--vocab");
+        string? known = null;
+        var work0 = Path.Combine(Path.GetTempPath(), "mlnetcompress-guards-models-" + Environment.ProcessId);
+        if (Board.BoardModels.All.TryGetValue(model, out var make))
+        {
+            Directory.CreateDirectory(work0);
+            var board = make(work0);
+            (model, known, vocab) = (board.Path, board.DataSpec, vocab ?? board.VocabPath);
+        }
+        string calibration = Arg(args, "--calibration") ?? known ?? throw new ArgumentException("--calibration is required");
+        string eval = Arg(args, "--eval") ?? known ?? throw new ArgumentException("--eval is required");
         bool dynamic = args.Contains("--dynamic"), time = args.Contains("--time"), perTensor = args.Contains("--per-tensor");
         var activations = Arg(args, "--activations") == "s8" ? QdqActivationType.S8 : QdqActivationType.U8;
         int rows = int.Parse(Arg(args, "--rows") ?? "64", CultureInfo.InvariantCulture);
         var guards = (Arg(args, "--guards") ?? "none,pair-safe,7bit-weights,7bit-activations,uint8-weights").Split(',');
-        var specOptions = new DataSpecOptions { ModelPath = model, VocabPath = Arg(args, "--vocab") };
+        var specOptions = new DataSpecOptions { ModelPath = model, VocabPath = vocab };
         using var baseline = ModelRunner.Load(model);
         string outputName = Arg(args, "--output") ?? baseline.OutputNames[0];
         int outputIndex = baseline.OutputNames.ToList().IndexOf(outputName);
@@ -88,27 +97,12 @@ public static class Int8GuardMeasure
         ["pair-safe"] = PairSumGuard.PairSafeWeights,
         ["7bit-weights"] = PairSumGuard.SevenBitWeights,
         ["7bit-activations"] = PairSumGuard.ReducedRangeActivations,
-        ["uint8-weights"] = PairSumGuard.UInt8Weights,
+        ["uint8-weights"] = PairSumGuard.Uint8Weights,
         ["none"] = PairSumGuard.None,
     };
 
-    /// <summary>The CPU model and whether it has VNNI (from /proc/cpuinfo, which QEMU fills with the emulated CPU).</summary>
-    internal static string CpuName()
-    {
-        try
-        {
-            var lines = File.ReadAllLines("/proc/cpuinfo");
-            string name = lines.FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
-            string flags = lines.FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
-            bool vnni = flags.Contains("avx512_vnni", StringComparison.Ordinal) || flags.Contains("avx_vnni", StringComparison.Ordinal);
-            bool avx2 = flags.Contains(" avx2", StringComparison.Ordinal);
-            return $"{name} ({(avx2 ? "AVX2" : "no AVX2")}, {(vnni ? "VNNI" : "no VNNI")})";
-        }
-        catch (IOException)
-        {
-            return "unknown";
-        }
-    }
+    /// <summary>The CPU as CPUID reports it (under QEMU, the emulated one).</summary>
+    internal static string CpuName() => KernelFacts.CpuDescription();
 
     private static string? Arg(string[] args, string name)
     {
