@@ -260,7 +260,7 @@ public class ClusteredQuantizationTests(ITestOutputHelper output)
             {"name": "cluster-then-int8", "steps": [
               {"step": "prepare", "opset": 21},
               {"step": "cluster", "clusters": 16},
-              {"step": "quantize-static", "perChannel": true, "calibrationSettings": {"maxRows": 128, "batchSize": 32}}]}
+              {"step": "quantize-static", "perChannel": true, "keepFloatWhereSlower": false, "calibrationSettings": {"maxRows": 128, "batchSize": 32}}]}
             """);
         var outPath = Path.Combine(RealModels.TempDir("clustered-qdq"), "cnn.k16.int8.onnx");
         var result = RecipeRunner.Run(path, recipe, new RecipeRunOptions { OutputPath = outPath, Calibration = train });

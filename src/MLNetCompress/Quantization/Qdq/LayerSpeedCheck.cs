@@ -105,7 +105,8 @@ internal static class LayerSpeedCheck
         var speeds = timed.Select(t => new LayerSpeed(GraphScope.NodeLabel(t.Micro.Node), t.Micro.Node.OpType, t.Micro.InputShape, t.FloatMs, t.Int8Ms,
             t.QuantizeMs, t.DequantizeMs, Enters(t.Micro, scope, rules, all), Leaves(t.Micro, scope, rules, all),
             slowerAlone.Contains(t.Micro.Node), KeptFloat: false)).ToList();
-        return (speeds, order.Take(MaxCandidates).Select(t => GraphScope.NodeLabel(t.Micro.Node)).ToList());
+        // Every layer float is the float model, not an answer of the int8 pass: at least one layer stays int8.
+        return (speeds, order.Take(Math.Min(MaxCandidates, timed.Count - 1)).Select(t => GraphScope.NodeLabel(t.Micro.Node)).ToList());
     }
 
     /// <summary>
