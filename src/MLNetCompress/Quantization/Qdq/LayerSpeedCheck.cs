@@ -69,7 +69,7 @@ internal static class LayerSpeedCheck
     public static (IReadOnlyList<LayerSpeed> Layers, IReadOnlyList<string> TryFloat) Measure(GraphScope scope, ModelProto model,
         IReadOnlyDictionary<NodeProto, QdqNodeRule> rules, IReadOnlyDictionary<string, QdqActivation> activations,
         IReadOnlyDictionary<string, QdqWeight> weights, IReadOnlyDictionary<string, HistogramStatistics> stats, QdqOptions options,
-        Action<int, int>? progress, CancellationToken cancellationToken)
+        ICollection<string> notes, Action<int, int>? progress, CancellationToken cancellationToken)
     {
         var timed = new List<Timed>();
         var layers = rules.Where(kv => kv.Value.IsCompute).Select(kv => kv.Key).ToList();
@@ -77,8 +77,17 @@ internal static class LayerSpeedCheck
         {
             cancellationToken.ThrowIfCancellationRequested();
             progress?.Invoke(i, layers.Count);
-            if (Build(scope, model, layers[i], rules, activations, weights, stats, options) is { } micro)
-                timed.Add(Time(micro, options.CalibrationSettings.Runtime, options.SpeedSamples));
+            try
+            {
+                if (Build(scope, model, layers[i], rules, activations, weights, stats, options) is { } micro)
+                    timed.Add(Time(micro, options.CalibrationSettings.Runtime, options.SpeedSamples));
+            }
+            catch (Exception e) when (e is OrtRuntimeException or OnnxRuntimeException or InvalidOperationException or ArgumentException)
+            {
+                // A layer ONNX Runtime will not run alone (an unusual attribute, a shape it cannot infer) is not a reason
+                // to refuse the model: it is not timed and stays int8.
+                notes.Add($"{GraphScope.NodeLabel(layers[i])}: not timed alone ({OrtRuntimeException.OneLine(e)}); kept int8.");
+            }
         }
         progress?.Invoke(layers.Count, layers.Count);
 
@@ -118,17 +127,47 @@ internal static class LayerSpeedCheck
     public static (IReadOnlySet<string> KeepFloat, string Summary) ChooseByWholeModel(byte[] floatModel, IReadOnlyList<string> tryFloat,
         Func<IReadOnlySet<string>, byte[]> build, Data.DataBatch batch, RuntimeOptions runtime, int samples, CancellationToken cancellationToken)
     {
-        var sets = new List<HashSet<string>> { new(StringComparer.Ordinal) };
-        for (int k = 1; k <= tryFloat.Count; k++) sets.Add(tryFloat.Take(k).ToHashSet(StringComparer.Ordinal));
+        var sets = new List<HashSet<string>>();
         var runners = new List<ModelRunner>();
         try
         {
-            runners.Add(ModelRunner.Load(floatModel, runtime));
-            foreach (var set in sets)
+            try
+            {
+                runners.Add(ModelRunner.Load(floatModel, runtime));
+                runners[0].Run(batch);
+            }
+            catch (Exception e) when (e is OrtRuntimeException or OnnxRuntimeException)
+            {
+                return (new HashSet<string>(StringComparer.Ordinal), $"speed check: the float model does not run on one calibration batch " +
+                        $"({OrtRuntimeException.OneLine(e)}); every layer int8 kept.");
+            }
+            var candidates = new List<HashSet<string>> { new(StringComparer.Ordinal) };
+            for (int k = 1; k <= tryFloat.Count; k++) candidates.Add(tryFloat.Take(k).ToHashSet(StringComparer.Ordinal));
+            foreach (var set in candidates)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                runners.Add(ModelRunner.Load(build(set), runtime));
+                try
+                {
+                    var runner = ModelRunner.Load(build(set), runtime);
+                    try
+                    {
+                        runner.Run(batch);
+                    }
+                    catch (OnnxRuntimeException)
+                    {
+                        runner.Dispose();
+                        throw;
+                    }
+                    runners.Add(runner);
+                    sets.Add(set);
+                }
+                // A candidate that does not build or run is not timed; the verification gate judges the one written.
+                catch (Exception e) when (e is OrtRuntimeException or OnnxRuntimeException or InvalidOperationException)
+                {
+                }
             }
+            if (sets.Count == 0 || sets[0].Count > 0)
+                return (new HashSet<string>(StringComparer.Ordinal), "speed check: the all-int8 model does not run on one calibration batch; every layer int8 kept.");
             foreach (var r in runners) { r.Run(batch); r.Run(batch); }
             var best = Enumerable.Repeat(double.PositiveInfinity, runners.Count).ToArray();
             for (int round = 0; round < samples; round++)

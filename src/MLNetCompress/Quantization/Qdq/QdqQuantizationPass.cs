@@ -167,7 +167,7 @@ public sealed class QdqQuantizationPass : LayerReportingPass<QdqPlan>
         }
         if (checkSpeed && rules.Values.Any(r => r.IsCompute))
         {
-            var (speeds, tryFloat) = LayerSpeedCheck.Measure(scope, graph.Model, rules, activations, weights, stats, Options,
+            var (speeds, tryFloat) = LayerSpeedCheck.Measure(scope, graph.Model, rules, activations, weights, stats, Options, skipped,
                 (done, total) => context.Report(Name, "time layers", done, total), context.Cancellation);
             var batch = Options.Calibration.Batches(Options.CalibrationSettings.BatchSize, Options.CalibrationSettings.BatchSize).FirstOrDefault();
             if (batch is not null)
