@@ -4,6 +4,7 @@ using MLNetCompress.Onnx;
 using MLNetCompress.Onnx.Passes;
 using MLNetCompress.Quantization;
 using MLNetCompress.Quantization.Qdq;
+using MLNetCompress.Runtime;
 
 namespace MLNetCompress.Compression;
 
@@ -111,7 +112,15 @@ public static class ModelCompressor
             // The gate refused the int8 model: find the layers responsible, remedy them, and run the rest again.
             var qdq = (QdqQuantizationPass)Unwrap(passList[qdqAt]);
             progress?.Report(new CompressionProgress(CompressionStage.Passes, "gate refused the int8 model: searching for the layers responsible", 0, 1));
-            var recovery = QdqGateRecovery.Recover(beforeQdq, qdq.Options, options.Probes, options.Verification, refused.Reason, cancellationToken);
+            QdqRecovery recovery;
+            try
+            {
+                recovery = QdqGateRecovery.Recover(beforeQdq, qdq.Options, options.Probes, options.Verification, refused.Reason, cancellationToken);
+            }
+            catch (Exception r) when (r is InvalidOperationException or ArgumentException or OrtRuntimeException or OnnxFormatException)
+            {
+                throw new CompressionException($"{e.Message.TrimEnd('.')}; the search for the layers responsible could not run ({OneLine(r)}).", refused);
+            }
             notes.AddRange(recovery.Notes);
             foreach (var n in recovery.Notes) options.Log?.Invoke(n);
             graph = beforeQdq;
