@@ -64,7 +64,8 @@ public class ShippedRecipeTests(ITestOutputHelper output)
         Assert.True(result.CompressionRatio > 3, $"ratio {result.CompressionRatio}");
         double cos = MinCosine(cnn, result.OutputPath, Mnist(cnn, FashionMnistSplit.Test), 64);
         output.WriteLine($"test-split min cosine {cos:F4}");
-        Assert.True(cos > 0.95, $"min cosine {cos}");
+        // Measured 0.9999.
+        Assert.True(cos > 0.999, $"min cosine {cos}");
     }
 
     [Fact]
@@ -82,7 +83,8 @@ public class ShippedRecipeTests(ITestOutputHelper output)
             Assert.True(ModelGraph.Load(result.OutputPath).Main.Nodes.Count(n => n.OpType == "QuantizeLinear") >= 20);
             double cos = MinCosine(resnet, result.OutputPath, DataSpec.Parse($"images:{eval}?preset=resnet18-mlnet", inputs, specOptions), 3);
             output.WriteLine($"unseen photos min cosine {cos:F4}");
-            Assert.True(cos > 0.95, $"min cosine {cos}");
+            // Measured 0.9952 (with VNNI and on an emulated AVX2 CPU alike); the recipe's gate is 0.98.
+            Assert.True(cos > 0.993, $"min cosine {cos}");
         }
         finally
         {

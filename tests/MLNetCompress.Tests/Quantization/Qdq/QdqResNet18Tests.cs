@@ -78,6 +78,9 @@ public class QdqResNet18Tests(ITestOutputHelper output)
         var o = report.Outputs[0];
         output.WriteLine($"{method}: size {report.BaselineBytes / 1e6:F1} MB -> {report.CandidateBytes / 1e6:F1} MB, cosine {o.MeanCosine:F4} (min {o.MinCosine:F4}), " +
                          $"latency {report.BaselineMedianMs:F2} -> {report.CandidateMedianMs:F2} ms, ratio {report.LatencyRatio:F2}");
-        Assert.True(o.MeanCosine > 0.9, $"cosine {o.MeanCosine}");
+        // Measured 0.9967–0.9974 mean, 0.9937–0.9963 min over the four methods, the same on CPUs with and without VNNI
+        // (the pair-sum guard leaves no pair to clip).
+        Assert.True(o.MeanCosine > 0.995, $"cosine {o.MeanCosine}");
+        Assert.True(o.MinCosine > 0.99, $"min cosine {o.MinCosine}");
     }
 }
