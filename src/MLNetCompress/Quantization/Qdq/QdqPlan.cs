@@ -114,20 +114,21 @@ public sealed class QdqPlan
         var slower = speeds.Where(s => s.KeptFloat).ToDictionary(s => s.Layer, StringComparer.Ordinal);
         var skipped = Skipped.Where(line => !slower.Keys.Any(l => line == $"{l}: excluded by name.")).ToList();
         skipped.AddRange(slower.Values.Select(s => s + "; left in float."));
-        return new QdqPlan(AlreadyQuantized, NodeList, Rules, Activations, Weights, BiasList, skipped, speeds) { SpeedSummary = summary };
+        var byLabel = speeds.ToDictionary(sp => sp.Layer, StringComparer.Ordinal);
+        var byWeight = new Dictionary<string, LayerSpeed>(StringComparer.Ordinal);
+        foreach (var n in NodeList)
+            if (Rules[n].Weight is { } w && byLabel.TryGetValue(GraphScope.NodeLabel(n), out var speed)) byWeight.TryAdd(n.Input[w.Index], speed);
+        return new QdqPlan(AlreadyQuantized, NodeList, Rules, Activations, Weights, BiasList, skipped, speeds) { SpeedSummary = summary, _speedByWeight = byWeight };
     }
 
     /// <summary>The speed check's whole-model verdict in one line (what was timed, what was kept), or null.</summary>
     public string? SpeedSummary { get; private init; }
 
     /// <summary>The speed check's timing of the layer that reads <paramref name="weight"/>, or null.</summary>
-    internal LayerSpeed? SpeedOf(string weight)
-    {
-        foreach (var n in NodeList)
-            if (Rules[n].Weight is { } w && n.Input[w.Index] == weight)
-                return Speeds.FirstOrDefault(s => s.Layer == GraphScope.NodeLabel(n));
-        return null;
-    }
+    internal LayerSpeed? SpeedOf(string weight) => _speedByWeight.GetValueOrDefault(weight);
+
+    // Found when the timings are attached, before the rewrite renames the layers' weight inputs.
+    private Dictionary<string, LayerSpeed> _speedByWeight = new(StringComparer.Ordinal);
 
     /// <summary>Why the model was left alone as already quantized, or null.</summary>
     public string? AlreadyQuantized { get; }

@@ -37,10 +37,18 @@ public class SpeedCheckAndRecoveryTests(ITestOutputHelper output)
         var graph = ModelGraph.Load(cnn);
         var options = new QdqOptions { Calibration = Mnist(cnn, FashionMnistSplit.Train), CalibrationSettings = new CalibrationOptions { MaxRows = 64, BatchSize = 16 } };
         var passes = QdqRecipe.Passes(graph.OnnxOpset, options);
-        PassManager.Run(graph, passes);
+        var path = Path.Combine(RealModels.TempDir("speed-check"), "cnn.int8.onnx");
+        var result = ModelCompressor.Compress(cnn, passes, new CompressionOptions { OutputPath = path });
+        graph = ModelGraph.Load(path);
         var plan = ((QdqQuantizationPass)passes[^1]).LastPlan!;
         foreach (var s in plan.Speeds) output.WriteLine(s.ToString());
         output.WriteLine(plan.SpeedSummary);
+        // The timings reach the layer rows, and from them the report (JSON, Markdown, HTML).
+        Assert.All(result.Layers, l => Assert.True(l.FloatMs > 0 && l.CompressedMs > 0, $"{l.Weight}: {l.FloatMs} / {l.CompressedMs}"));
+        var report = MLNetCompress.Reporting.CompressionReport.Build(File.ReadAllBytes(cnn), File.ReadAllBytes(path), result);
+        Assert.All(report.Layers, l => Assert.NotNull(l.FloatMs));
+        Assert.Contains("## Layer speed", MLNetCompress.Reporting.ReportWriter.ToMarkdown(report), StringComparison.Ordinal);
+        Assert.Contains("plot-speed", MLNetCompress.Reporting.ReportWriter.ToHtml(report), StringComparison.Ordinal);
 
         // Every conv and gemm of the CNN is timed, at its calibration shape (batch 16).
         Assert.Equal(4, plan.Speeds.Count);
