@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace MLNetCompress.Quantization.KernelSafety;
 
 /// <summary>
@@ -32,33 +34,11 @@ public static class PairSums
     /// <returns>False when a value is not finite.</returns>
     public static bool LargestSameSignPairs(ReadOnlySpan<float> values, ReadOnlySpan<long> dims, int channelAxis, Span<float> pairs)
     {
-        var (outer, channels, inner) = Layout(values.Length, dims, channelAxis);
+        var (_, channels, _) = Layout(values.Length, dims, channelAxis);
         if (pairs.Length != channels) throw new ArgumentException($"{pairs.Length} slots for {channels} channels.", nameof(pairs));
-        // Top two per sign per channel, kept as magnitudes.
-        var top = new float[channels * 4];
-        for (int o = 0; o < outer; o++)
-            for (int c = 0; c < channels; c++)
-            {
-                var run = values.Slice((o * channels + c) * inner, inner);
-                ref float p1 = ref top[4 * c], p2 = ref top[4 * c + 1], n1 = ref top[4 * c + 2], n2 = ref top[4 * c + 3];
-                foreach (float v in run)
-                {
-                    if (!float.IsFinite(v)) return false;
-                    if (v > 0)
-                    {
-                        if (v > p1) { p2 = p1; p1 = v; }
-                        else if (v > p2) p2 = v;
-                    }
-                    else if (v < 0)
-                    {
-                        float m = -v;
-                        if (m > n1) { n2 = n1; n1 = m; }
-                        else if (m > n2) n2 = m;
-                    }
-                }
-            }
-        for (int c = 0; c < channels; c++)
-            pairs[c] = MathF.Max(top[4 * c] + top[4 * c + 1], top[4 * c + 2] + top[4 * c + 3]);
+        var sums = new double[channels];
+        if (!SameSignPairs(values, dims, channelAxis, sums)) return false;
+        for (int c = 0; c < channels; c++) pairs[c] = (float)sums[c];
         return true;
     }
 
@@ -66,16 +46,28 @@ public static class PairSums
     /// (the quantity <see cref="PairLimit"/> bounds).</summary>
     public static int LargestCodePair(ReadOnlySpan<sbyte> codes, ReadOnlySpan<long> dims, int channelAxis)
     {
-        var (outer, channels, inner) = Layout(codes.Length, dims, channelAxis);
-        var top = new int[channels * 4];
+        var (_, channels, _) = Layout(codes.Length, dims, channelAxis);
+        var sums = new double[channels];
+        SameSignPairs(codes, dims, channelAxis, sums);
+        return channels == 0 ? 0 : (int)sums.Max();
+    }
+
+    /// <summary>Per channel, max(two largest positive values summed, two most negative magnitudes summed); false when a value is not finite.</summary>
+    private static bool SameSignPairs<T>(ReadOnlySpan<T> values, ReadOnlySpan<long> dims, int channelAxis, Span<double> pairs)
+        where T : INumber<T>
+    {
+        var (outer, channels, inner) = Layout(values.Length, dims, channelAxis);
+        // Top two per sign per channel, kept as magnitudes.
+        var top = new double[channels * 4];
         for (int o = 0; o < outer; o++)
             for (int c = 0; c < channels; c++)
             {
-                var run = codes.Slice((o * channels + c) * inner, inner);
-                ref int p1 = ref top[4 * c], p2 = ref top[4 * c + 1], n1 = ref top[4 * c + 2], n2 = ref top[4 * c + 3];
-                foreach (sbyte q in run)
+                var run = values.Slice((o * channels + c) * inner, inner);
+                ref double p1 = ref top[4 * c], p2 = ref top[4 * c + 1], n1 = ref top[4 * c + 2], n2 = ref top[4 * c + 3];
+                foreach (T t in run)
                 {
-                    int v = q;
+                    if (!T.IsFinite(t)) return false;
+                    double v = double.CreateTruncating(t);
                     if (v > 0)
                     {
                         if (v > p1) { p2 = p1; p1 = v; }
@@ -83,15 +75,15 @@ public static class PairSums
                     }
                     else if (v < 0)
                     {
-                        if (-v > n1) { n2 = n1; n1 = -v; }
-                        else if (-v > n2) n2 = -v;
+                        double m = -v;
+                        if (m > n1) { n2 = n1; n1 = m; }
+                        else if (m > n2) n2 = m;
                     }
                 }
             }
-        int worst = 0;
         for (int c = 0; c < channels; c++)
-            worst = Math.Max(worst, Math.Max(top[4 * c] + top[4 * c + 1], top[4 * c + 2] + top[4 * c + 3]));
-        return worst;
+            pairs[c] = Math.Max(top[4 * c] + top[4 * c + 1], top[4 * c + 2] + top[4 * c + 3]);
+        return true;
     }
 
     /// <summary>
